@@ -1,0 +1,181 @@
+"""Open rasters with errors that teach, and read bands together with their validity.
+
+Example:
+    >>> from geop2p.io import read_raster  # doctest: +SKIP
+    >>> data, valid = read_raster("chips/input/000000_000256.tif")  # doctest: +SKIP
+    >>> data.shape, valid.dtype  # doctest: +SKIP
+    ((3, 256, 256), dtype('bool'))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from geop2p.errors import BandIndexError, RasterReadError
+from geop2p.grid import GeoGrid
+
+__all__ = ["RasterInfo", "open_raster", "raster_info", "read_raster", "check_bands", "valid_mask"]
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
+    """Open ``path`` for reading, turning every failure into one clear :class:`RasterReadError`.
+
+    Example:
+        >>> with open_raster("scene.tif") as src:  # doctest: +SKIP
+        ...     print(src.count)
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RasterReadError(f"Raster not found: '{p}'. Check the path (it is relative to {Path.cwd()}).")
+    if p.is_dir():
+        raise RasterReadError(f"'{p}' is a folder, expected a raster file such as a GeoTIFF.")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise RasterReadError(
+            f"Cannot read '{p}' as a raster ({_short(exc)}); expected a GDAL-readable raster such as a GeoTIFF. "
+            "If it is one, it may be truncated or corrupt: re-export or re-download it."
+        ) from exc
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a raster file is, without its pixels.
+
+    Attributes:
+        path: the file.
+        grid: its :class:`GeoGrid`.
+        count: number of bands.
+        dtypes: per-band data type names.
+        nodata: the nodata value, or ``None``.
+        descriptions: per-band descriptions (``None`` where unset).
+        has_mask: whether a per-dataset or alpha mask is present.
+    """
+
+    path: str
+    grid: GeoGrid
+    count: int
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    has_mask: bool
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (grid in :meth:`GeoGrid.to_dict` form)."""
+        return {
+            "path": self.path,
+            **self.grid.to_dict(),
+            "count": self.count,
+            "dtypes": list(self.dtypes),
+            "nodata": _json_number(self.nodata),
+            "descriptions": list(self.descriptions),
+            "has_mask": self.has_mask,
+        }
+
+
+def _json_number(value: float | None):
+    if value is None:
+        return None
+    value = float(value)
+    if np.isnan(value):
+        return "nan"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return int(value) if value.is_integer() else value
+
+
+def raster_info(path: str | os.PathLike) -> RasterInfo:
+    """Describe a raster file (grid, bands, dtypes, nodata, mask) without reading pixels.
+
+    Example:
+        >>> raster_info("scene.tif").grid.shape  # doctest: +SKIP
+        (8192, 8192)
+    """
+    with open_raster(path) as src:
+        flags = src.mask_flag_enums
+        has_mask = any(
+            any(f in (rasterio.enums.MaskFlags.per_dataset, rasterio.enums.MaskFlags.alpha) for f in band_flags)
+            for band_flags in flags
+        )
+        return RasterInfo(
+            path=str(path),
+            grid=GeoGrid.from_dataset(src),
+            count=src.count,
+            dtypes=tuple(src.dtypes),
+            nodata=src.nodata,
+            descriptions=tuple(src.descriptions),
+            has_mask=has_mask,
+        )
+
+
+def check_bands(bands: Sequence[int], count: int, what: str = "raster") -> list[int]:
+    """Validate 1-based band indexes against a band count; return them as a list.
+
+    Raises:
+        BandIndexError: naming the bad index and the valid range.
+    """
+    bands = [int(b) for b in bands]
+    if not bands:
+        raise BandIndexError(f"No bands selected for the {what}; give 1-based indexes between 1 and {count}.")
+    for b in bands:
+        if b < 1 or b > count:
+            raise BandIndexError(
+                f"Band {b} does not exist in the {what}, which has {count} band(s); "
+                f"use 1-based indexes between 1 and {count}."
+            )
+    return bands
+
+
+def valid_mask(src: rasterio.io.DatasetReader, data: np.ndarray, window: Window | None = None) -> np.ndarray:
+    """Validity of ``data`` (read from ``src``): dataset mask/nodata/alpha, and not NaN in any band."""
+    try:
+        mask = src.dataset_mask(window=window, boundless=False) > 0
+    except RasterioIOError as exc:
+        raise RasterReadError(f"Cannot read the mask of '{src.name}' ({_short(exc)}); the file may be corrupt.") from exc
+    if np.issubdtype(data.dtype, np.floating):
+        mask &= ~np.isnan(data).any(axis=0)
+    return mask
+
+
+def read_raster(
+    path: str | os.PathLike,
+    bands: Sequence[int] | None = None,
+    window: Window | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read bands (1-based, default all) of ``path`` and their joint validity.
+
+    Returns:
+        ``(data, valid)``: ``data`` of shape ``(bands, height, width)`` in the file's dtype,
+        ``valid`` a boolean ``(height, width)`` array (False at nodata, masked or NaN pixels).
+
+    Example:
+        >>> data, valid = read_raster("scene.tif", bands=[1, 2, 3])  # doctest: +SKIP
+    """
+    with open_raster(path) as src:
+        idx = check_bands(bands if bands is not None else range(1, src.count + 1), src.count, f"raster '{path}'")
+        try:
+            data = src.read(idx, window=window)
+        except RasterioIOError as exc:
+            raise RasterReadError(
+                f"Cannot read pixels of '{path}' ({_short(exc)}); the file is probably truncated or corrupt."
+            ) from exc
+        return data, valid_mask(src, data, window)
