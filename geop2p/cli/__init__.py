@@ -8,8 +8,10 @@ becomes one line on stderr and exit code 1; ``-v`` shows the traceback.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
+import traceback
 
 import click
 
@@ -34,9 +36,12 @@ class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if importlib.util.find_spec(f"geop2p.cli.{COMMANDS[name]}")]
+        lazy = [name for name in COMMANDS if importlib.util.find_spec(f"geop2p.cli.{COMMANDS[name]}")]
+        return sorted(set(lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str):
+        if name in self.commands:
+            return self.commands[name]
         module_name = COMMANDS.get(name)
         if module_name is None:
             return None
@@ -53,7 +58,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except Geop2pError as exc:
             if ctx.obj and ctx.obj.get("verbosity", 0) > 0:
-                logging.getLogger("geop2p").exception("geop2p failed")
+                click.echo(traceback.format_exc().rstrip(), err=True)
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
 

@@ -145,10 +145,21 @@ def check_bands(bands: Sequence[int], count: int, what: str = "raster") -> list[
     return bands
 
 
-def valid_mask(src: rasterio.io.DatasetReader, data: np.ndarray, window: Window | None = None) -> np.ndarray:
-    """Validity of ``data`` (read from ``src``): dataset mask/nodata/alpha, and not NaN in any band."""
+def valid_mask(
+    src: rasterio.io.DatasetReader,
+    data: np.ndarray,
+    window: Window | None = None,
+    bands: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Validity of ``data`` (bands ``bands`` of ``src``): valid where EVERY band is valid.
+
+    A pixel is invalid when any of its bands is nodata, masked (internal mask,
+    alpha band) or NaN.  (GDAL's ``dataset_mask`` is the union over bands; a
+    model needs all of them, hence the intersection.)
+    """
+    idx = list(bands) if bands is not None else list(range(1, src.count + 1))
     try:
-        mask = src.dataset_mask(window=window, boundless=False) > 0
+        mask = (src.read_masks(idx, window=window) > 0).all(axis=0)
     except RasterioIOError as exc:
         raise RasterReadError(f"Cannot read the mask of '{src.name}' ({_short(exc)}); the file may be corrupt.") from exc
     if np.issubdtype(data.dtype, np.floating):
@@ -178,4 +189,4 @@ def read_raster(
             raise RasterReadError(
                 f"Cannot read pixels of '{path}' ({_short(exc)}); the file is probably truncated or corrupt."
             ) from exc
-        return data, valid_mask(src, data, window)
+        return data, valid_mask(src, data, window, idx)
