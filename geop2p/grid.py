@@ -232,4 +232,4 @@ class GeoGrid:
         t = self.transform
         c0, r0 = win.col_off, win.row_off
         c1, r1 = c0 + win.width, r0 + win.height
-        return Polygon([t * (c0, r0), t * (c1, r0), t * (c1, r1), t * (c0, r1)])
+        return Polygon([t @ (c0, r0), t @ (c1, r0), t @ (c1, r1), t @ (c0, r1)])

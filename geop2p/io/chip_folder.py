@@ -1,0 +1,298 @@
+"""The chip folder on disk (docs/formats.md): chip GeoTIFFs, ``index.gpkg`` and the manifest.
+
+Every file appears whole or not at all: chips are written to a hidden
+temporary name and renamed; the index and the manifest too, the manifest last.
+
+Example:
+    >>> profile = ChipProfile("uint8", 3, 255, ("r", "g", "b"), crs)  # doctest: +SKIP
+    >>> write_chip("chips/input/000000_000000.tif", data, valid, transform, profile)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from geop2p.errors import ChipFolderError
+from geop2p.io.atomic import temporary_sibling
+
+__all__ = [
+    "MANIFEST_NAME",
+    "INDEX_NAME",
+    "CONFIG_NAME",
+    "INDEX_LAYER",
+    "COMPRESSIONS",
+    "ChipProfile",
+    "IndexRow",
+    "chip_env",
+    "write_chip",
+    "chip_is_complete",
+    "read_chip",
+    "write_index",
+    "write_json_atomic",
+    "write_text_atomic",
+    "read_manifest",
+]
+
+MANIFEST_NAME = "geop2p-chips.json"
+INDEX_NAME = "index.gpkg"
+CONFIG_NAME = "export-config.yaml"
+INDEX_LAYER = "chips"
+#: Compression names accepted for chips.
+COMPRESSIONS: tuple[str, ...] = ("deflate", "zstd", "lzw", "none")
+
+
+@dataclass(frozen=True)
+class ChipProfile:
+    """What every chip of one side (input or target) shares: dtype, band count, nodata, descriptions, CRS.
+
+    Attributes:
+        dtype: data type name.
+        count: number of bands.
+        nodata: nodata value or ``None``.
+        descriptions: band descriptions.
+        crs: CRS, or ``None`` for pixel-space chips.
+        size: chip edge in pixels (sets the tile size).
+        compress: one of :data:`COMPRESSIONS`.
+    """
+
+    dtype: str
+    count: int
+    nodata: float | None
+    descriptions: tuple[str, ...]
+    crs: CRS | None
+    size: int = 256
+    compress: str = "deflate"
+
+    def creation_options(self) -> dict:
+        """GeoTIFF creation options: tiled (≤256 px blocks), compressed with a predictor."""
+        block = next(b for b in (256, 128, 64, 32, 16) if self.size % b == 0 or b == 16)
+        opts: dict = {"tiled": True, "blockxsize": block, "blockysize": block}
+        if self.compress != "none":
+            opts["compress"] = self.compress
+            opts["predictor"] = 3 if np.issubdtype(np.dtype(self.dtype), np.floating) else 2
+        if self.count > 1:
+            opts["interleave"] = "pixel"
+        return opts
+
+    def fill_value(self) -> float:
+        """What invalid pixels are set to: the nodata value, or 0 when there is none."""
+        return 0 if self.nodata is None else self.nodata
+
+
+def chip_env() -> rasterio.Env:
+    """The GDAL environment chip writing needs (internal mask bands); enter it once per process.
+
+    Example:
+        >>> with chip_env():  # doctest: +SKIP
+        ...     write_chip(...)
+    """
+    return rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_PAM_ENABLED=False)
+
+
+def write_chip(path: str | os.PathLike, data: np.ndarray, valid: np.ndarray, transform: Affine, profile: ChipProfile) -> None:
+    """Write one chip GeoTIFF atomically: ``data`` (bands, h, w) with invalid pixels set to nodata and an internal mask.
+
+    The internal mask band is written whenever a pixel is invalid (or a valid
+    pixel happens to equal the nodata value); a chip valid everywhere without
+    such pixels needs none, and ``dataset_mask()`` is then all valid anyway.
+
+    Call inside :func:`chip_env`. ``data`` is modified in place at invalid pixels.
+
+    Example:
+        >>> with chip_env():  # doctest: +SKIP
+        ...     write_chip("input/000000_000000.tif", x, valid, grid.window_transform(w), profile)
+    """
+    final = Path(path)
+    tmp = temporary_sibling(final)
+    all_valid = bool(valid.all())
+    if not all_valid:
+        data[:, ~valid] = profile.fill_value()
+    # the mask band is needed unless GDAL's own answer (nodata-derived, or all valid) is already right
+    need_mask = not all_valid or (profile.nodata is not None and _has_value(data, profile.nodata))
+    kwargs = dict(
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=profile.count,
+        dtype=profile.dtype,
+        transform=transform,
+        nodata=profile.nodata,
+        **profile.creation_options(),
+    )
+    if profile.crs is not None:
+        kwargs["crs"] = profile.crs
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", **kwargs) as dst:
+                dst.write(data)
+                if need_mask:
+                    dst.write_mask(np.where(valid, np.uint8(255), np.uint8(0)))
+                for i, name in enumerate(profile.descriptions, start=1):
+                    dst.set_band_description(i, name)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _has_value(data: np.ndarray, value: float) -> bool:
+    if isinstance(value, float) and math.isnan(value):
+        return bool(np.isnan(data).any()) if np.issubdtype(data.dtype, np.floating) else False
+    return bool((data == value).any())
+
+
+def read_chip(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """Read a chip: ``(data, valid, transform)`` where ``valid`` is its mask band.
+
+    Example:
+        >>> x, valid, transform = read_chip("chips/input/000000_000000.tif")  # doctest: +SKIP
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            return src.read(), src.dataset_mask() > 0, src.transform
+
+
+def chip_is_complete(path: str | os.PathLike, transform: Affine, profile: ChipProfile, size: int) -> bool:
+    """True when ``path`` is a readable chip with the expected shape, bands, dtype and transform (for resume).
+
+    Example:
+        >>> chip_is_complete("chips/input/000000_000000.tif", t, profile, 256)  # doctest: +SKIP
+        True
+    """
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(p) as src:
+                ok = (
+                    src.count == profile.count
+                    and src.dtypes[0] == profile.dtype
+                    and (src.height, src.width) == (size, size)
+                    and src.transform.almost_equals(transform, precision=1e-9)
+                )
+                if ok:  # touch the last block: a truncated file fails here
+                    src.read(1, window=rasterio.windows.Window(size - 1, size - 1, 1, 1))
+                return bool(ok)
+    except RasterioIOError:
+        return False
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary sibling and a rename."""
+    final = Path(path)
+    tmp = temporary_sibling(final)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, document: dict) -> None:
+    """Write ``document`` as indented JSON, atomically (non-finite floats become ``null``)."""
+    write_text_atomic(path, json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n")
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One row of ``index.gpkg``."""
+
+    chip_id: str
+    split: str
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+    valid_fraction: float
+
+
+def write_index(path: str | os.PathLike, rows: Sequence[IndexRow], footprints: Iterable, crs: CRS | None) -> None:
+    """Write ``index.gpkg`` (layer ``chips``) atomically: one footprint polygon per chip.
+
+    Example:
+        >>> write_index("chips/index.gpkg", rows, [grid.footprint(w) for w in windows], grid.crs)  # doctest: +SKIP
+    """
+    import geopandas as gpd
+
+    final = Path(path)
+    tmp = temporary_sibling(final)
+    gdf = gpd.GeoDataFrame(
+        {
+            "chip_id": [r.chip_id for r in rows],
+            "split": [r.split for r in rows],
+            "row_off": np.array([r.row_off for r in rows], dtype=np.int64),
+            "col_off": np.array([r.col_off for r in rows], dtype=np.int64),
+            "height": np.array([r.height for r in rows], dtype=np.int64),
+            "width": np.array([r.width for r in rows], dtype=np.int64),
+            "valid_fraction": np.array([r.valid_fraction for r in rows], dtype=np.float64),
+        },
+        geometry=list(footprints),
+        crs=crs,
+    )
+    try:
+        gdf.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
+        os.replace(tmp, final)
+    except BaseException:
+        for side in tmp.parent.glob(tmp.name + "*"):
+            with contextlib.suppress(OSError):
+                side.unlink()
+        raise
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of a chip folder.
+
+    Raises:
+        ChipFolderError: no manifest (export unfinished, or not a chip folder) or not a geop2p manifest.
+
+    Example:
+        >>> read_manifest("chips")["counts"]  # doctest: +SKIP
+        {'train': 120, 'val': 15, 'test': 14}
+    """
+    p = Path(folder) / MANIFEST_NAME
+    if not p.is_file():
+        hint = (
+            "the export did not finish: run export-chips again with --resume"
+            if (Path(folder) / CONFIG_NAME).is_file()
+            else "is it a chip folder written by `geop2p export-chips`?"
+        )
+        raise ChipFolderError(f"'{folder}' has no {MANIFEST_NAME}; {hint}.")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ChipFolderError(f"Cannot read the manifest '{p}' ({exc}); re-run export-chips with --overwrite.") from exc
+    if not isinstance(doc, dict) or doc.get("format") != "geop2p-chips":
+        raise ChipFolderError(f"'{p}' is not a geop2p chip manifest (its \"format\" is not \"geop2p-chips\").")
+    return doc
