@@ -45,12 +45,20 @@ class ChipSizeError(InputError):
     """A chip or window size is unusable (not a multiple of 32, too large...)."""
 
 
+class WriteError(Geop2pError, OSError):
+    """An output raster could not be written (disk full, permissions, GDAL failure)."""
+
+
 class OutputExistsError(Geop2pError, FileExistsError):
     """An output already exists and ``overwrite`` was not requested."""
 
 
 class BundleError(Geop2pError, ValueError):
     """A file is not a valid geop2p model bundle (or is a pickle, which is refused)."""
+
+
+class BundleNotFoundError(BundleError, FileNotFoundError):
+    """The model file does not exist."""
 
 
 class ChipFolderError(Geop2pError, ValueError):
