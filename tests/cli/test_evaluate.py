@@ -1,0 +1,46 @@
+"""`geop2p evaluate` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from click.testing import CliRunner
+
+from geop2p.cli import cli
+from geop2p.train import train
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture
+def bundle(chip_folder_ro, tmp_path, tiny_config):
+    return train(chip_folder_ro, tmp_path / "run", tiny_config.merge({"max_steps": 5, "n_samples": 0})).bundle_path
+
+
+def test_evaluate_cli_table_and_json(bundle, chip_folder_ro, tmp_path):
+    out = tmp_path / "report.json"
+    res = CliRunner().invoke(cli, ["evaluate", str(bundle), str(chip_folder_ro), "--split", "val", "--json",
+                                   str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "linear baseline" in res.output and "elevation" in res.output and "RMSE" in res.output
+    doc = json.loads(out.read_text())
+    assert doc["split"] == "val" and set(doc["model"]["bands"]["elevation"]) == {"mae", "rmse", "psnr", "ssim"}
+    res = CliRunner().invoke(cli, ["evaluate", str(bundle), str(chip_folder_ro), "--json", str(out)])
+    assert res.exit_code == 1 and "--overwrite" in res.output
+
+
+def test_evaluate_cli_refuses_a_pickle(chip_folder_ro, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(pickle.dumps({"state_dict": {}}))
+    res = CliRunner().invoke(cli, ["evaluate", str(bad), str(chip_folder_ro)])
+    assert res.exit_code == 1 and "pickle" in res.output.lower() and "Traceback" not in res.output
+
+
+def test_evaluate_cli_bad_split_and_missing_model(chip_folder_ro, tmp_path):
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "m.safetensors"), str(chip_folder_ro),
+                                   "--split", "holdout"])
+    assert res.exit_code == 2 and "'holdout' is not one of 'train', 'val', 'test'" in res.output
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "m.safetensors"), str(chip_folder_ro)])
+    assert res.exit_code == 1 and "m.safetensors" in res.output

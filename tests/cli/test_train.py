@@ -1,0 +1,78 @@
+"""`geop2p train` through click's CliRunner."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from geop2p.cli import cli
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+TINY_YAML = "generator: pix2pix-unet\ngenerator_params: {ngf: 8, num_downs: 6}\nd_ndf: 8\nd_layers: 2\n" \
+            "workers: 0\nn_samples: 1\n"
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    p = tmp_path / "train.yaml"
+    p.write_text(TINY_YAML)
+    return p
+
+
+def test_train_cli_full_run(chip_folder_ro, tmp_path, tiny_yaml):
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(run), "--config", str(tiny_yaml),
+                                   "--epochs", "1", "--decay-epochs", "1", "--batch-size", "4", "--device", "cpu",
+                                   "--gan-mode", "lsgan", "--no-augment", "--best-metric", "val_ssim"])
+    assert res.exit_code == 0, res.output
+    assert "model.safetensors" in res.output and "val_ssim" in res.output
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    # flags override the YAML, the YAML overrides defaults
+    assert (saved["gan_mode"], saved["augment"], saved["batch_size"], saved["d_ndf"], saved["best_metric"]) == (
+        "lsgan", False, 4, 8, "val_ssim")
+    # refuses to overwrite, then resumes with the run's own config.yaml
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(run)])
+    assert res.exit_code == 1 and "--overwrite" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(run), "--resume", "--epochs", "1",
+                                   "--decay-epochs", "1"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gan-mode", "wgan"], "'wgan' is not one of 'vanilla', 'lsgan', 'hinge'"),
+        (["--batch-size", "0"], "batch_size: must be at least 1"),
+        (["--device", "tpu"], "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+        (["--resume", "--overwrite"], "exclude each other"),
+        (["--resume"], "Nothing to resume"),
+        (["--encoder-weights", "weights/enc.pth"], "applies only to --generator smp-unet"),
+    ],
+)
+def test_train_cli_bad_options(chip_folder_ro, tmp_path, tiny_yaml, args, message):
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(tmp_path / "run"),
+                                   "--config", str(tiny_yaml), *args])
+    assert res.exit_code != 0
+    assert message in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_bad_config_and_folder(tmp_path, tiny_yaml, chip_folder_ro):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 0.1\n")
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(tmp_path / "run"), "--config", str(bad)])
+    assert res.exit_code == 1 and "learning_rate" in res.output and "valid keys:" in res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(cli, ["train", str(empty), "--out", str(tmp_path / "run"), "--config", str(tiny_yaml)])
+    assert res.exit_code == 1 and "ArcGIS Export Tiles" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_on_arcgis_tiles(arcgis_tiles, tmp_path, tiny_yaml):
+    res = CliRunner().invoke(cli, ["train", str(arcgis_tiles), "--out", str(tmp_path / "run"), "--config",
+                                   str(tiny_yaml), "--max-steps", "2", "--batch-size", "2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -1,0 +1,140 @@
+"""train(): learning, run folder, bundle round trip, resume equality, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geop2p.bundle import load_bundle, read_bundle_header
+from geop2p.errors import ChipSizeError, ConfigError, OutputExistsError
+from geop2p.train import train
+from tests.fixtures.train import manifest_sha256
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def test_masked_l1_falls_on_a_learnable_mapping(chip_folder_ro, tmp_path, tiny_config):
+    cfg = tiny_config.merge({"epochs": 40, "max_steps": 150, "n_samples": 0})
+    l1: list[float] = []
+    result = train(chip_folder_ro, tmp_path / "run", cfg, progress=lambda p: l1.append(p.losses["g_l1"]))
+    assert result.steps == 150 and len(l1) == 150
+    assert np.mean(l1[-15:]) < 0.5 * np.mean(l1[:15])
+    history = result.history
+    assert float(history[-1]["val_l1"]) < 0.6 * float(history[0]["val_l1"])
+
+
+def test_run_folder_contents_and_bundle_round_trip(chip_folder_ro, tmp_path, tiny_config):
+    run = tmp_path / "run"
+    cfg = tiny_config.merge({"epochs": 2, "decay_epochs": 1, "recommended_overlap": 8})
+    result = train(chip_folder_ro, run, cfg)
+    assert result.bundle_path == run / "model.safetensors"
+    for name in ("config.yaml", "metrics.csv", "checkpoints/last.pt", "model.safetensors",
+                 "samples/epoch_001.png", "samples/epoch_003.png"):
+        assert (run / name).is_file(), name
+    png = Image.open(run / "samples" / "epoch_001.png")
+    assert png.size == (2 * 64 + 2, 3 * 64 + 4)  # 2 chips wide; input, prediction, target rows
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert {"val_mae_elevation", "val_rmse_elevation", "val_psnr_elevation", "val_ssim_elevation",
+            "train_loss_d", "lr", "metrics_split", "is_best"} <= set(rows[0])
+    assert float(rows[0]["lr"]) == pytest.approx(2e-4) and float(rows[2]["lr"]) == pytest.approx(1e-4)
+    assert rows[0]["metrics_split"] == "val"
+    header = read_bundle_header(result.bundle_path)
+    assert header["input"]["band_names"] == ["red", "green", "blue"] and header["input"]["bands"] == [1, 2, 3]
+    assert header["target"]["dtype"] == "float32" and header["target"]["nodata"] == -9999.0
+    assert header["chip_size"] == 64 and header["recommended_overlap"] == 8
+    assert header["training"]["chips_manifest_sha256"] == manifest_sha256(chip_folder_ro)
+    assert header["training"]["best_epoch"] == result.best_epoch
+    assert header["training"]["best_metrics"]["val_mae"] == pytest.approx(result.metrics["val_mae"])
+    assert header["input"]["normalizer"]["method"] == "percentile"
+
+
+def test_bundle_round_trip_gives_the_same_outputs(chip_folder_ro, tmp_path, tiny_config):
+    from geop2p.models import build_generator
+
+    run = tmp_path / "run"
+    train(chip_folder_ro, run, tiny_config.merge({"max_steps": 3, "n_samples": 0}))  # one validation: best = last
+    generator, meta = load_bundle(run / "model.safetensors")
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ref = build_generator(meta["generator"])
+    ref.load_state_dict(ckpt["generator"])
+    generator.eval()
+    ref.eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(generator(x), ref(x))
+    fresh = build_generator(meta["generator"])
+    with torch.no_grad():
+        assert not torch.equal(fresh.eval()(x), ref(x))
+
+
+def test_resume_gives_the_same_weights(chip_folder_ro, tmp_path, tiny_config):
+    cfg = tiny_config.merge({"epochs": 2, "decay_epochs": 2, "n_samples": 0, "deterministic": True})
+    one = train(chip_folder_ro, tmp_path / "one", cfg.merge({"max_steps": 12}))
+    train(chip_folder_ro, tmp_path / "two", cfg.merge({"max_steps": 7}))  # stops mid-epoch 2
+    two = train(chip_folder_ro, tmp_path / "two", cfg.merge({"max_steps": 12}), resume=True)
+    assert one.steps == two.steps == 12
+    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
+    for part in ("generator", "discriminator"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert a["opt_g"]["state"][0]["step"] == b["opt_g"]["state"][0]["step"]
+    assert a["sched_g"]["last_epoch"] == b["sched_g"]["last_epoch"] == 2
+
+
+def test_resume_refuses_changed_structure(chip_folder_ro, tmp_path, tiny_config):
+    train(chip_folder_ro, tmp_path / "run", tiny_config.merge({"max_steps": 2, "n_samples": 0}))
+    with pytest.raises(ConfigError, match="gan_mode: checkpoint 'vanilla' vs now 'hinge'"):
+        train(chip_folder_ro, tmp_path / "run", tiny_config.merge({"gan_mode": "hinge"}), resume=True)
+
+
+def test_existing_run_folder_refused_then_overwritten(chip_folder_ro, tmp_path, tiny_config):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="--resume.*--overwrite"):
+        train(chip_folder_ro, run, tiny_config)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    with pytest.raises(ConfigError, match="Nothing to resume"):
+        train(chip_folder_ro, run, tiny_config, resume=True)
+    train(chip_folder_ro, run, tiny_config.merge({"max_steps": 1, "n_samples": 0}), overwrite=True)
+    assert not (run / "notes.txt").exists() and (run / "model.safetensors").exists()
+
+
+def test_chip_size_checked_before_writing(chip_folder_ro, tmp_path, tiny_config):
+    cfg = tiny_config.merge({"generator_params": {"ngf": 8, "num_downs": 8}})
+    with pytest.raises(ChipSizeError, match="divisible by 256"):
+        train(chip_folder_ro, tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_encoder_weights_file(chip_folder_ro, tmp_path, tiny_config):
+    cfg = tiny_config.merge({"generator": "smp-unet", "encoder": "resnet18", "generator_params": {},
+                             "encoder_weights": str(tmp_path / "missing.pt")})
+    with pytest.raises(ConfigError, match="does not exist"):
+        train(chip_folder_ro, tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_val_split_falls_back_to_train(tmp_path, tiny_config, caplog):
+    from tests.fixtures.train import write_chip_folder
+
+    ids = [f"{r * 64:06d}_{c * 64:06d}" for r in range(2) for c in range(2)]
+    chips = write_chip_folder(tmp_path / "chips", rows=2, cols=2, splits={i: "train" for i in ids})
+    result = train(chips, tmp_path / "run", tiny_config.merge({"n_samples": 0}))
+    assert "val split" in caplog.text and result.history[0]["metrics_split"] == "train"
+    assert json.loads(json.dumps(read_bundle_header(result.bundle_path)))["training"]["metrics_split"] == "train"
+
+
+def test_smp_unet_trains(chip_folder_ro, tmp_path, tiny_config):
+    cfg = tiny_config.merge({"generator": "smp-unet", "encoder": "resnet18", "n_samples": 0, "max_steps": 2,
+                             "generator_params": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+                             "gan_mode": "hinge", "d_norm": "batch", "spectral_norm": True})
+    result = train(chip_folder_ro, tmp_path / "run", cfg)
+    assert read_bundle_header(result.bundle_path)["generator"]["params"]["encoder_name"] == "resnet18"
