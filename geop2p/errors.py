@@ -61,5 +61,9 @@ class BundleNotFoundError(BundleError, FileNotFoundError):
     """The model file does not exist."""
 
 
+class MissingDependencyError(Geop2pError, ImportError):
+    """An optional dependency (e.g. onnx / onnxruntime for ONNX export) is not installed."""
+
+
 class ChipFolderError(Geop2pError, ValueError):
     """A chip folder is missing its manifest, or its contents are inconsistent."""
