@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -58,7 +58,7 @@ from geop2p.io.chip_folder import (
 from geop2p.io.sources import Alignment, PairReader, RasterStack, open_stack, parse_sources, plan_alignment
 from geop2p.io.vector import aoi_window, check_aoi_overlap, read_aoi
 from geop2p.split import SPLITS, Split, SplitSpec, assign_splits
-from geop2p.stats import StatsAccumulator, StatsPartial
+from geop2p.stats import StatsAccumulator, StatsPartial, merge_histograms
 
 __all__ = ["AOI_MODES", "ExportConfig", "ExportPlan", "ExportSummary", "plan_export", "export_chips"]
 
@@ -443,6 +443,27 @@ class _Worker:
         return _ChipResult(index, True, reused, fraction, None, None)
 
 
+@dataclass(frozen=True)
+class _BatchResult:
+    """The results of a run of consecutive chips: per-chip moments, one merged histogram per side."""
+
+    chips: list[_ChipResult]
+    input_hist: StatsPartial | None
+    target_hist: StatsPartial | None
+
+
+def _process_batch(worker: _Worker, batch: list[tuple[int, Window, str]]) -> _BatchResult:
+    results = [worker.process(task) for task in batch]
+    input_hist = merge_histograms([r.input_stats for r in results])
+    target_hist = merge_histograms([r.target_stats for r in results])
+    slim = [
+        replace(r, input_stats=r.input_stats.moments_only(), target_stats=r.target_stats.moments_only())
+        if r.input_stats is not None else r
+        for r in results
+    ]
+    return _BatchResult(slim, input_hist, target_hist)
+
+
 _WORKER: _Worker | None = None
 
 
@@ -451,10 +472,10 @@ def _init_worker(setup: _WorkerSetup) -> None:
     _WORKER = _Worker(setup)
 
 
-def _work(task: tuple[int, Window, str]) -> _ChipResult:
+def _work(batch: list[tuple[int, Window, str]]) -> _BatchResult:
     if _WORKER is None:  # internal invariant, not user input
         raise RuntimeError("export worker used before its initializer ran")
-    return _WORKER.process(task)
+    return _process_batch(_WORKER, batch)
 
 
 # ---------------------------------------------------------------------------------------------- output folder
@@ -577,25 +598,41 @@ def _summary_from_manifest(out: Path, plan: ExportPlan, seconds: float) -> Expor
     )
 
 
+#: chips per worker call: large enough that per-call overhead and histograms shipped back are
+#: small, small enough that the progress bar moves and the workers stay balanced
+_BATCH = 16
+
+
 def _results(plan: ExportPlan, out: Path, resume: bool, tasks: list) -> Any:
+    """Yield :class:`_BatchResult` objects in chip order, from this process or a pool of workers."""
     setup = _WorkerSetup(plan, out, resume)
-    workers = min(plan.config.workers, max(1, len(tasks)))
+    batches = [tasks[i : i + _BATCH] for i in range(0, len(tasks), _BATCH)]
+    workers = min(plan.config.workers, max(1, len(batches)))
     if workers == 1:
         worker = _Worker(setup)
         try:
-            for task in tasks:
-                yield worker.process(task)
+            for batch in batches:
+                yield _process_batch(worker, batch)
         finally:
             worker.close()
         return
-    chunk = max(1, min(16, len(tasks) // (workers * 8)))
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(setup,)) as pool:
         try:
-            yield from pool.map(_work, tasks, chunksize=chunk)
+            yield from pool.map(_work, batches)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _chip_results(plan: ExportPlan, out: Path, resume: bool, tasks: list, in_acc: StatsAccumulator,
+                  tg_acc: StatsAccumulator) -> Any:
+    """Yield each chip's result in order; merge each batch's histograms into the accumulators."""
+    for batch in _results(plan, out, resume, tasks):
+        yield from batch.chips
+        if batch.input_hist is not None:
+            in_acc.add(batch.input_hist)
+            tg_acc.add(batch.target_hist)
 
 
 def _run(plan: ExportPlan, out: Path, resume: bool, progress: ProgressCallback | None, t0: float) -> ExportSummary:
@@ -615,7 +652,7 @@ def _run(plan: ExportPlan, out: Path, resume: bool, progress: ProgressCallback |
         "Exporting up to %d chips of %d px (%s) with %d worker(s) into '%s'.",
         len(tasks), cfg.size, ", ".join(f"{k} {v}" for k, v in plan.planned_counts().items()), cfg.workers, out,
     )
-    for done, result in enumerate(_results(plan, out, resume, tasks), start=1):
+    for done, result in enumerate(_chip_results(plan, out, resume, tasks, in_acc, tg_acc), start=1):
         _, window, split = tasks[done - 1]
         if result.index != tasks[done - 1][0]:
             raise RuntimeError("chip results arrived out of order")  # internal invariant

@@ -49,12 +49,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from geop2p import __version__
+from geop2p.bundle import save_bundle
 from geop2p.data import PairAugment, PairedChipDataset, open_chip_dataset
 from geop2p.distributed import DistributedContext, EpochSampler, all_reduce_sum, init_distributed, shutdown
 from geop2p.errors import ChipFolderError, ChipSizeError, ConfigError, OutputExistsError
 from geop2p.io.atomic import atomic_path
 from geop2p.losses import GANLoss, masked_l1
 from geop2p.metrics import MetricAccumulator
+from geop2p.models import build_discriminator, build_generator, load_encoder_weights, required_divisor
 from geop2p.normalize import Normalizer
 from geop2p.samples import save_sample_grid
 from geop2p.train_config import BEST_METRICS, TrainConfig
@@ -337,9 +339,6 @@ def train(
     Example:
         >>> train("chips/", "runs/a", TrainConfig(generator="pix2pix-unet", max_steps=100))  # doctest: +SKIP
     """
-    from geop2p.bundle import save_bundle
-    from geop2p.models import build_discriminator, build_generator, load_encoder_weights, required_divisor
-
     cfg = config if config is not None else TrainConfig()
     chips_dir, run_dir = Path(chips_dir), Path(out_dir)
     device = resolve_device(cfg.device)
@@ -389,15 +388,13 @@ def train(
         if ctx.enabled and device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
         return _run(cfg, ctx, device, chips_dir, run_dir, train_ds, val_ds, metrics_split, in_norm, tg_norm,
-                    spec, weights, ckpt, overwrite, progress, save_bundle, build_generator, build_discriminator,
-                    load_encoder_weights)
+                    spec, weights, ckpt, overwrite, progress)
     finally:
         shutdown(ctx)
 
 
 def _run(cfg, ctx: DistributedContext, device, chips_dir, run_dir, train_ds, val_ds, metrics_split, in_norm, tg_norm,
-         spec, weights, ckpt, overwrite, progress, save_bundle, build_generator, build_discriminator,
-         load_encoder_weights) -> TrainResult:
+         spec, weights, ckpt, overwrite, progress) -> TrainResult:
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -23,6 +23,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,7 +113,7 @@ def _measure(kind: str, inp: Path, tgt: Path, work: Path, workers: int = 1) -> d
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-px", type=int, default=8192, help="raster width and height in pixels (default 8192)")
-    p.add_argument("--repeats", type=int, default=1, help="runs per variant; the best time is reported")
+    p.add_argument("--repeats", type=int, default=1, help="rounds; each round runs every variant once, side by side; medians are reported")
     p.add_argument("--work-dir", help="where to write the rasters and chips (default: a temporary folder)")
     p.add_argument("--child", choices=["bare", "export"], help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)
@@ -129,26 +130,35 @@ def main() -> None:
     try:
         inp, tgt = write_data(work / "data", args.size_px)
         mb_per_chip = CHIP * CHIP * (3 * 1 + 1 * 4) / 1e6
+        variants = (("bare rasterio loop", "bare", 1), ("export, 1 worker", "export", 1),
+                    ("export, 2 workers", "export", 2))
+        runs: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
+        for _ in range(args.repeats):  # interleaved rounds, so machine noise hits every variant alike
+            for name, kind, workers in variants:
+                runs[name].append(_measure(kind, inp, tgt, work, workers))
         rows = {}
-        for name, kind, workers in (("bare rasterio loop", "bare", 1), ("export, 1 worker", "export", 1),
-                                    ("export, 2 workers", "export", 2)):
-            runs = [_measure(kind, inp, tgt, work, workers) for _ in range(args.repeats)]
-            best = min(runs, key=lambda r: r["seconds"])
-            best["peak_mb"] = max(r["peak_mb"] for r in runs)
-            rows[name] = best
+        for name, rs in runs.items():
+            rows[name] = {"chips": rs[0]["chips"], "seconds": statistics.median(r["seconds"] for r in rs),
+                          "peak_mb": max(r["peak_mb"] for r in rs), "all": [r["seconds"] for r in rs]}
         half = max(CHIP * 2, args.size_px // 2)
         small_in, small_tg = write_data(work / "data-half", half)
         small = _measure("export", small_in, small_tg, work, 1)
         floor = rows["bare rasterio loop"]["chips"] / rows["bare rasterio loop"]["seconds"]
         one = rows["export, 1 worker"]["chips"] / rows["export, 1 worker"]["seconds"]
         print(f"\nChip export, {args.size_px}×{args.size_px} px, 3×uint8 input + 1×float32 target, "
-              f"chips {CHIP} px, stride {CHIP}, best of {args.repeats}\n")
+              f"chips {CHIP} px, stride {CHIP}, median of {args.repeats} interleaved round(s)\n")
         print("| variant | chips | seconds | chips/s | MB/s | × bare loop | × 1 worker | peak RSS (MB) |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, r in rows.items():
             rate = r["chips"] / r["seconds"]
             print(f"| {name} | {r['chips']} | {r['seconds']:.2f} | {rate:.1f} | {rate * mb_per_chip:.1f} | "
                   f"{rate / floor:.2f} | {rate / one:.2f} | {r['peak_mb']:.0f} |")
+        for name, r in rows.items():
+            print(f"- {name}: seconds per round {', '.join(f'{t:.2f}' for t in r['all'])}")
+        ratios = [e / b for b, e in zip(rows["bare rasterio loop"]["all"], rows["export, 1 worker"]["all"])]
+        speedups = [a / b for a, b in zip(rows["export, 1 worker"]["all"], rows["export, 2 workers"]["all"])]
+        print(f"- per-round export(1)/bare time ratio: {', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"per-round 2-worker speed-up: {', '.join(f'{x:.2f}' for x in speedups)}")
         print(f"\nPeak RSS of the 1-worker export at {half}×{half} px: {small['peak_mb']:.0f} MB "
               f"(vs {rows['export, 1 worker']['peak_mb']:.0f} MB at {args.size_px}×{args.size_px} px).")
         print("Goals: export ≥ 0.7× the bare loop at 1 worker; ≥ 1.7× its 1-worker speed at 2 workers; "
