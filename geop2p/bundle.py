@@ -516,6 +516,9 @@ def describe_bundle(header: Mapping[str, Any]) -> str:
         )
         lines += _fmt_normalizer(block["normalizer"], names)
     lines.append(f"chip size: {header['chip_size']} px, recommended overlap: {header['recommended_overlap']} px")
+    pixel_size, crs = header["input"].get("pixel_size"), header["input"].get("crs")
+    if pixel_size:
+        lines.append(f"trained at: {pixel_size[0]:g} x {pixel_size[1]:g} CRS units per pixel, {crs}")
     training = header.get("training") or {}
     if training:
         lines.append("training:")

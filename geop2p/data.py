@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from geop2p.errors import ChipFolderError, ConfigError
+from geop2p.grid import GeoGrid
 from geop2p.io.read import open_raster, read_raster
 from geop2p.normalize import Normalizer
 from geop2p.stats import StatsAccumulator
@@ -156,6 +157,9 @@ class PairedChipDataset(Dataset):
     stats: dict[str, dict]
     source_sha256: str
     split: str
+    #: the chips' grid: pixel size (x, y) in CRS units and the CRS (``None`` when not georeferenced)
+    pixel_size: tuple[float, float] | None
+    crs: str | None
 
     def _setup(
         self,
@@ -285,6 +289,9 @@ class ChipDataset(PairedChipDataset):
         self.input_info = _bands_info(m["input"], "input")
         self.target_info = _bands_info(m["target"], "target")
         self.chip_size = int(m["chip_spec"]["size"])
+        grid = GeoGrid.from_dict(m["grid"])
+        self.pixel_size = grid.res if grid.is_georeferenced else None
+        self.crs = grid.crs.to_string() if grid.is_georeferenced else None
         self.stats = m.get("stats") or {}
         self.source_sha256 = manifest_sha256(root / MANIFEST_NAME)
         ids = _chip_ids(root, split)
@@ -406,6 +413,9 @@ class ArcGISTilesDataset(PairedChipDataset):
         with open_raster(first_in) as src:
             in_count, in_dtype, in_nodata, size = src.count, src.dtypes[0], src.nodata, src.height
             in_desc = src.descriptions
+            grid = GeoGrid.from_dataset(src)
+        self.pixel_size = grid.res if grid.is_georeferenced else None
+        self.crs = grid.crs.to_string() if grid.is_georeferenced else None
         with open_raster(first_tg) as src:
             tg_count, tg_dtype, tg_nodata = src.count, src.dtypes[0], src.nodata
             tg_desc = src.descriptions

@@ -204,18 +204,25 @@ class NormalizedGenerator(nn.Module):
 
 
 def _bundle_resolution(meta: dict) -> float | None:
-    """A pixel size in metres recorded anywhere sensible in the bundle metadata, else None."""
-    candidates = [meta.get("resolution"), meta.get("input", {}).get("resolution"), meta.get("training", {}).get("resolution")]
-    grid = meta.get("grid") or meta.get("training", {}).get("grid")
-    if isinstance(grid, dict) and grid.get("transform"):
-        t = grid["transform"]
-        candidates.append(math.hypot(t[0], t[3]))
-    for value in candidates:
-        if isinstance(value, (list, tuple)) and value:
-            value = value[0]
-        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-            return float(value)
-    return None
+    """The training pixel size in metres, from the bundle's ``input.pixel_size`` and ``input.crs``.
+
+    ``None`` when the bundle records no pixel size (older bundles, pixel-space
+    chips) or its CRS is not in metres (e.g. degrees of EPSG:4326), where a
+    pixel size in metres would be a guess.
+    """
+    side = meta.get("input", {})
+    size, crs = side.get("pixel_size"), side.get("crs")
+    if not size or not crs:
+        return None
+    from rasterio.crs import CRS
+
+    try:
+        units = CRS.from_user_input(crs).linear_units.lower()
+    except Exception:  # an unparsable CRS string: no resolution rather than a wrong one
+        return None
+    if units not in ("metre", "meter", "m"):
+        return None
+    return float(size[0])
 
 
 def deepness_metadata(meta: dict, tile_size: int, overlap: int, resolution_m: float | None, input_scale: float) -> dict:

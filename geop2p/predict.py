@@ -63,6 +63,7 @@ from rasterio.windows import Window
 
 from geop2p.errors import BandIndexError, BundleError, ChipSizeError, InputError, RasterReadError
 from geop2p.io.atomic import check_output_free
+from geop2p.io.cache import bounded_block_cache
 from geop2p.io.read import check_bands, open_raster, raster_info, valid_mask
 from geop2p.io.strip_writer import COMPRESSIONS, PredictionWriter
 from geop2p.normalize import Normalizer
@@ -79,6 +80,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: GDAL block cache while predicting a raster, in MB (see geop2p.io.cache): enough for the
+#: source blocks of a strip and its halo and the output blocks in flight, even for very wide
+#: scenes, and memory that does not follow the scene's size.
+PREDICT_CACHE_MB = 256
 
 TTA_CHOICES = (1, 2, 4, 8)
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -834,7 +840,7 @@ class Translator:
             overwrite=overwrite,
         )
         try:
-            with writer:
+            with bounded_block_cache(PREDICT_CACHE_MB), writer:
                 self._run(plan, read, writer.write_rows, progress)
         finally:
             ctx = state.get("ctx")

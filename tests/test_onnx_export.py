@@ -119,3 +119,29 @@ def test_deepness_metadata_overlap_percent():
     meta = {"input": {"band_names": ["vv", "vh"]}, "target": {"band_names": ["r", "g", "b"]}}
     md = deepness_metadata(meta, 256, 64, None, 255.0)
     assert md["tiles_overlap"] == 25 and md["standardization_mean"] == [0.0, 0.0] and "resolution" not in md
+
+
+@pytest.mark.parametrize(
+    ("pixel_size", "crs", "expected_cm"),
+    [([30.0, 30.0], "EPSG:32613", 3000.0), ([0.0015, 0.0015], "EPSG:4326", None), (None, None, None)],
+)
+def test_resolution_comes_from_the_bundles_grid_when_in_metres(tmp_path, pixel_size, crs, expected_cm):
+    """A metre pixel size recorded by `train` becomes Deepness's resolution; degrees are never guessed into metres."""
+    from geop2p.bundle import save_bundle
+    from geop2p.models import build_generator
+
+    spec = {"architecture": "linear", "in_channels": 1, "out_channels": 1, "params": {}}
+    norm = {"method": "minmax", "offset": [0.0], "scale": [100.0], "clip": True, "low": None, "high": None}
+    meta = {
+        "input": {"bands": [1], "band_names": ["dem"], "dtype": "float32", "nodata": None, "normalizer": norm,
+                  "pixel_size": pixel_size, "crs": crs},
+        "target": {"band_names": ["grey"], "dtype": "uint8", "nodata": None, "normalizer": norm},
+        "chip_size": 32, "recommended_overlap": 8, "training": {},
+    }
+    bundle = save_bundle(tmp_path / "grid.safetensors", build_generator(spec), meta)
+    export_onnx(bundle, tmp_path / "m.onnx")
+    md = _metadata(tmp_path / "m.onnx")
+    if expected_cm is None:
+        assert "resolution" not in md
+    else:
+        assert md["resolution"] == pytest.approx(expected_cm)

@@ -332,3 +332,30 @@ def test_translator_from_bundle_file(identity_bundle, scene, tmp_path):
     with rasterio.open(dst) as b, rasterio.open(src) as a:
         np.testing.assert_allclose(b.read(), a.read(), atol=ATOL)
         assert b.tags()["GEOP2P_MODEL"] == identity_bundle.name
+
+
+def test_torchrun_shares_scenes_across_two_real_ranks(identity_bundle, scene, tmp_path):
+    """`torchrun --nproc_per_node 2 -m geop2p predict` writes each scene exactly once, and correctly."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scenes = [scene(40 + 8 * i, 50, name=f"s{i}.tif") for i in range(3)]
+    out_dir = tmp_path / "preds"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "geop2p", "predict", *map(str, scenes), "--model", str(identity_bundle),
+           "--out-dir", str(out_dir), "--device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["s0_pred.tif", "s1_pred.tif", "s2_pred.tif"]
+    for src in scenes:
+        with rasterio.open(src) as a, rasterio.open(out_dir / f"{src.stem}_pred.tif") as b:
+            assert (b.transform, b.crs, b.shape) == (a.transform, a.crs, a.shape)
+            np.testing.assert_allclose(b.read(), a.read(), atol=ATOL, rtol=0)

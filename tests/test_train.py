@@ -52,6 +52,7 @@ def test_run_folder_contents_and_bundle_round_trip(chip_folder_ro, tmp_path, tin
     assert header["training"]["best_epoch"] == result.best_epoch
     assert header["training"]["best_metrics"]["val_mae"] == pytest.approx(result.metrics["val_mae"])
     assert header["input"]["normalizer"]["method"] == "percentile"
+    assert header["input"]["pixel_size"] == [10.0, 10.0] and header["input"]["crs"] == "EPSG:32631"
 
 
 def test_bundle_round_trip_gives_the_same_outputs(chip_folder_ro, tmp_path, tiny_config):

@@ -27,6 +27,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from geop2p.errors import ChipFolderError
 from geop2p.io.atomic import temporary_sibling
+from geop2p.io.cache import bounded_block_cache
 
 __all__ = [
     "MANIFEST_NAME",
@@ -92,9 +93,8 @@ class ChipProfile:
         return 0 if self.nodata is None else self.nodata
 
 
-#: GDAL block cache of an export process, in MB. Each window is read once, so a cache larger
-#: than a few rows of source blocks only makes memory grow with the raster (GDAL's default is
-#: 5 % of RAM); 128 MB holds a whole row of 256 px chips of a 60 000 px wide 4-band float raster.
+#: GDAL block cache of an export process, in MB (see geop2p.io.cache): 128 MB holds a whole
+#: row of 256 px chips of a 60 000 px wide 4-band float raster.
 EXPORT_CACHE_MB = 128
 
 
@@ -105,7 +105,7 @@ def chip_env() -> rasterio.Env:
         >>> with chip_env():  # doctest: +SKIP
         ...     write_chip(...)
     """
-    return rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_PAM_ENABLED=False, GDAL_CACHEMAX=EXPORT_CACHE_MB)
+    return bounded_block_cache(EXPORT_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True, GDAL_PAM_ENABLED=False)
 
 
 def write_chip(path: str | os.PathLike, data: np.ndarray, valid: np.ndarray, transform: Affine, profile: ChipProfile) -> None:
