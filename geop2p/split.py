@@ -214,6 +214,7 @@ def assign_splits(windows: Sequence[Window], spec: SplitSpec) -> list[Split]:
         out[int(i)] = None
     if len(dropped):
         log.info(
-            "Dropped %d val/test chip(s) closer than %d pixels to a train chip (split buffer).", len(dropped), spec.buffer
+            "Dropped %d val/test chip(s) overlapping a train chip%s (split buffer).", len(dropped),
+            f" or closer than {spec.buffer} pixels to one" if spec.buffer else "",
         )
     return out
