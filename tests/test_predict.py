@@ -184,7 +184,8 @@ def test_tta_averages_transformed_predictions():
 
 def test_bf16_on_cpu_is_close_and_fp32_is_the_cpu_default(make_translator, rng):
     t = make_translator()
-    assert t.config.precision == "fp32" and t.autocast_dtype is None and not t.channels_last
+    assert t.config.precision == "fp32" and t.autocast_dtype is None and t.channels_last
+    assert not make_translator(channels_last=False).channels_last
     x = (rng.normal(size=(2, 70, 70)) * 100).astype(np.float32)
     y = make_translator(precision="bf16", channels_last=True).predict_array(x)
     np.testing.assert_allclose(y, x, atol=1000 * 2**-7)

@@ -3,7 +3,8 @@
 Predicts the same scene with a trained bundle three ways, in one process,
 interleaved over ``--repeats`` rounds (medians):
 
-* ``fp32``: float32 eager (the CPU default);
+* ``fp32``: float32 eager;
+* ``fp32+cl``: float32 with channels_last memory format;
 * ``bf16``: bf16 autocast;
 * ``bf16+cl``: bf16 autocast and channels_last memory format.
 
@@ -35,6 +36,7 @@ import rasterio
 from geop2p.predict import Translator
 
 VARIANTS = {"fp32": dict(precision="fp32", channels_last=False),
+            "fp32+cl": dict(precision="fp32", channels_last=True),
             "bf16": dict(precision="bf16", channels_last=False),
             "bf16+cl": dict(precision="bf16", channels_last=True)}
 
