@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from geop2p.errors import ChipFolderError, ConfigError
 from geop2p.grid import GeoGrid
-from geop2p.io.read import open_raster, read_raster
+from geop2p.io.read import nodata_to_json, open_raster, read_raster
 from geop2p.normalize import Normalizer
 from geop2p.stats import StatsAccumulator
 
@@ -419,8 +419,8 @@ class ArcGISTilesDataset(PairedChipDataset):
         with open_raster(first_tg) as src:
             tg_count, tg_dtype, tg_nodata = src.count, src.dtypes[0], src.nodata
             tg_desc = src.descriptions
-        self.input_info = BandsInfo(tuple(range(1, in_count + 1)), _names(in_desc), in_dtype, _nodata(in_nodata))
-        self.target_info = BandsInfo(tuple(range(1, tg_count + 1)), _names(tg_desc), tg_dtype, _nodata(tg_nodata))
+        self.input_info = BandsInfo(tuple(range(1, in_count + 1)), _names(in_desc), in_dtype, nodata_to_json(in_nodata))
+        self.target_info = BandsInfo(tuple(range(1, tg_count + 1)), _names(tg_desc), tg_dtype, nodata_to_json(tg_nodata))
         self.chip_size = int(size)
         emd_path = root / ARCGIS_EMD
         train_pairs = [p for p in pairs if _arcgis_split(p[0], val_percent) == "train"] or pairs
@@ -466,14 +466,6 @@ def _arcgis_split(name: str, val_percent: int) -> str:
 
 def _names(descriptions: Sequence[str | None]) -> tuple[str, ...]:
     return tuple(d if d else f"band_{i}" for i, d in enumerate(descriptions, start=1))
-
-
-def _nodata(value: float | None) -> float | str | None:
-    if value is None:
-        return None
-    if np.isnan(value):
-        return "nan"
-    return int(value) if float(value).is_integer() else float(value)
 
 
 def _emd_stats(path: Path, input_info: BandsInfo, target_info: BandsInfo) -> dict | None:

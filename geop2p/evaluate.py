@@ -178,7 +178,7 @@ def evaluate(
     """
     from geop2p.bundle import load_bundle, read_bundle_header
     from geop2p.models import required_divisor
-    from geop2p.train import resolve_device
+    from geop2p.device import resolve_device
 
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")

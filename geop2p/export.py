@@ -41,7 +41,6 @@ from geop2p.chips import ChipSpec, chip_id, chip_windows
 from geop2p.errors import ChipSizeError, ConfigError, InputError, NoOverlapError, OutputExistsError
 from geop2p.grid import GeoGrid
 from geop2p.io.chip_folder import (
-    COMPRESSIONS,
     CONFIG_NAME,
     INDEX_NAME,
     MANIFEST_NAME,
@@ -55,6 +54,7 @@ from geop2p.io.chip_folder import (
     write_json_atomic,
     write_text_atomic,
 )
+from geop2p.io.compression import check_compression
 from geop2p.io.sources import Alignment, PairReader, RasterStack, open_stack, parse_sources, plan_alignment
 from geop2p.io.vector import aoi_window, check_aoi_overlap, read_aoi
 from geop2p.split import SPLITS, Split, SplitSpec, assign_splits
@@ -152,8 +152,7 @@ class ExportConfig:
             raise InputError(f"Unknown AOI mode {self.aoi_mode!r}; valid modes: {', '.join(AOI_MODES)}.")
         if self.aoi is not None:
             object.__setattr__(self, "aoi", os.fspath(self.aoi))
-        if self.compress not in COMPRESSIONS:
-            raise InputError(f"Unknown compression {self.compress!r}; valid names: {', '.join(COMPRESSIONS)}.")
+        check_compression(self.compress)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise InputError(f"workers must be a whole number >= 1, got {self.workers!r}; use e.g. --workers 4.")
         if self.resampling is not None:
@@ -501,9 +500,18 @@ def _prepare_out_dir(out: Path, plan: ExportPlan, overwrite: bool, resume: bool)
         raise OutputExistsError(f"Output '{out}' is a file; expected a folder name for the chips.")
     if out.exists():
         if resume:
-            if not _is_chip_folder(out):
+            config_path = out / CONFIG_NAME
+            if not config_path.is_file():
                 raise InputError(f"Cannot resume into '{out}': it has no {CONFIG_NAME}, so it is not a chip export.")
-            previous = yaml.safe_load((out / CONFIG_NAME).read_text(encoding="utf-8")) or {}
+            try:
+                previous = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(
+                    f"Cannot resume into '{out}': its {CONFIG_NAME} is unreadable ({str(exc).splitlines()[0]}); "
+                    "use --overwrite to start again."
+                ) from exc
+            if not isinstance(previous, dict):
+                raise ConfigError(f"Cannot resume into '{out}': its {CONFIG_NAME} is not a mapping; use --overwrite.")
             current = _config_document(plan)
             diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             if diff:

@@ -62,10 +62,12 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from geop2p.errors import BandIndexError, BundleError, ChipSizeError, InputError, RasterReadError
+from geop2p.device import DEVICES, resolve_device
 from geop2p.io.atomic import check_output_free
 from geop2p.io.cache import bounded_block_cache
 from geop2p.io.read import check_bands, open_raster, raster_info, valid_mask
-from geop2p.io.strip_writer import COMPRESSIONS, PredictionWriter
+from geop2p.io.compression import check_compression
+from geop2p.io.strip_writer import PredictionWriter
 from geop2p.normalize import Normalizer
 from geop2p.tiling import BLEND_KINDS, Strip, WindowPlan, pad_to_window, plan_windows, suggest_multiple
 
@@ -88,7 +90,6 @@ PREDICT_CACHE_MB = 256
 
 TTA_CHOICES = (1, 2, 4, 8)
 PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 
 #: dihedral transforms (index k: flip horizontally when k >= 4, then rotate k % 4 quarter turns)
 _TTA_SETS = {1: (0,), 2: (0, 4), 4: (0, 4, 6, 2), 8: tuple(range(8))}
@@ -156,8 +157,7 @@ class PredictConfig:
             raise InputError(f"Unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}.")
         if self.blend not in BLEND_KINDS:
             raise InputError(f"Unknown blend {self.blend!r}; valid: {', '.join(BLEND_KINDS)}.")
-        if self.compress not in COMPRESSIONS:
-            raise InputError(f"Unknown compression {self.compress!r}; valid: {', '.join(COMPRESSIONS)}.")
+        check_compression(self.compress)
         if int(self.strip_rows) != self.strip_rows or self.strip_rows < 1:
             raise InputError(f"strip_rows must be a positive integer, got {self.strip_rows!r}.")
         if int(self.queue_depth) != self.queue_depth or self.queue_depth < 1:
@@ -245,28 +245,6 @@ def _channels(generator: torch.nn.Module, meta: Mapping[str, Any]) -> tuple[int,
 
 
 # ---------------------------------------------------------------------------------------------- device
-def resolve_device(device: str) -> torch.device:
-    """Turn ``auto``/``cpu``/``cuda``/``cuda:N`` into a torch device (``cuda`` is ``cuda:$LOCAL_RANK`` under torchrun).
-
-    Raises:
-        InputError: when CUDA is asked for but not available.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if device == "cpu":
-        return torch.device("cpu")
-    available = torch.cuda.is_available()
-    if device == "auto" and not available:
-        return torch.device("cpu")
-    if not available:
-        raise InputError(f"Device {device!r} was requested but CUDA is not available here; use --device cpu or auto.")
-    if device.startswith("cuda:"):
-        return torch.device(device)
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-
-
 # ---------------------------------------------------------------------------------------------- TTA
 def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     if k >= 4:
@@ -826,7 +804,7 @@ class Translator:
                     f"Cannot read rows {strip.read_row_off}..{r1} of '{src_path}' ({str(exc).splitlines()[0]}); "
                     "the file is probably truncated or corrupt."
                 ) from exc
-            return data, valid_mask(src, data, window)
+            return data, valid_mask(src, data, window, band_idx)
 
         tags = {"GEOP2P_SOURCE": src_path.name, "GEOP2P_WINDOW": str(self.window), "GEOP2P_OVERLAP": str(self.overlap)}
         if self.source:

@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader
 from geop2p import __version__
 from geop2p.bundle import save_bundle
 from geop2p.data import PairAugment, PairedChipDataset, open_chip_dataset
+from geop2p.device import resolve_device
 from geop2p.distributed import DistributedContext, EpochSampler, all_reduce_sum, init_distributed, shutdown
 from geop2p.errors import ChipFolderError, ChipSizeError, ConfigError, OutputExistsError
 from geop2p.io.atomic import atomic_path
@@ -61,7 +62,7 @@ from geop2p.normalize import Normalizer
 from geop2p.samples import save_sample_grid
 from geop2p.train_config import BEST_METRICS, TrainConfig
 
-__all__ = ["train", "TrainResult", "TrainProgress", "resolve_device", "build_normalizers", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "TrainResult", "TrainProgress", "build_normalizers", "CHECKPOINT_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,22 +120,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------- set-up helpers
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a ConfigError.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was requested but no CUDA device is available; use --device cpu or auto.")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {name!r} is not valid; choose one of auto, cpu, cuda.")
-    return torch.device(name)
-
-
 def build_normalizers(stats: dict, cfg: TrainConfig) -> tuple[Normalizer, Normalizer]:
     """Input and target normalizers from a chip folder's statistics and the config's method.
 
@@ -292,11 +277,6 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    module = getattr(module, "_orig_mod", module)
-    return getattr(module, "module", module)
 
 
 # ---------------------------------------------------------------------------------- the run

@@ -82,6 +82,21 @@ def test_nodata_holes_propagate_to_target_nodata(make_translator, scene, rng, tm
         np.testing.assert_allclose(out[:, ~invalid], data[:, ~invalid], atol=ATOL, rtol=0)
 
 
+def test_nodata_in_bands_the_model_does_not_read_is_ignored(make_translator, scene, rng, tmp_path):
+    """Only the bands that feed the model decide validity: a hole in an unused band must not punch the output."""
+    data = (rng.normal(size=(3, 60, 70)) * 100).astype(np.float32)
+    data[2, 10:20, 10:20] = -9999  # band 3 is not read by the model
+    data[0, 40:45, 50:60] = -9999  # band 1 is
+    src = scene(data=data, nodata=-9999)
+    t = make_translator(in_nodata=-9999, out_nodata=-9999)
+    dst = t.predict_raster(src, tmp_path / "out.tif", bands=[1, 2])
+    with rasterio.open(dst) as b:
+        out = b.read()
+    invalid = (data[:2] == -9999).any(axis=0)
+    np.testing.assert_array_equal((out == -9999).all(axis=0), invalid)
+    np.testing.assert_allclose(out[:, 10:20, 10:20], data[:2, 10:20, 10:20], atol=ATOL, rtol=0)
+
+
 def test_invalid_pixels_become_internal_mask_without_target_nodata(make_translator, scene, rng, tmp_path):
     data = (rng.normal(size=(2, 70, 70)) * 100).astype(np.float32)
     data[1, 30:40, 30:40] = np.nan

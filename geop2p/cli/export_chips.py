@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from geop2p.cli.options import FloatList, IntList, overwrite_option
+from geop2p.io.compression import COMPRESSIONS
 
 __all__ = ["command"]
 
@@ -48,7 +49,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--buffer", type=int, help="Min. distance in pixels between val/test and train chips. Default: --size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--compress", type=click.Choice(["deflate", "zstd", "lzw", "none"]), default="deflate", show_default=True, help="Chip compression.")
+@click.option("--compress", type=click.Choice(COMPRESSIONS), default="deflate", show_default=True, help="Chip compression.")
 @click.option("--dry-run", is_flag=True, help="Check everything and print the planned chips per split; write nothing.")
 @overwrite_option
 @click.option("--resume", is_flag=True, help="Finish an interrupted export in OUT_DIR (same options), keeping complete chips.")

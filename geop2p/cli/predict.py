@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from geop2p.cli.options import IntList, device_option, overwrite_option
+from geop2p.io.compression import COMPRESSIONS
 
 __all__ = ["command"]
 
@@ -34,7 +35,7 @@ __all__ = ["command"]
 @click.option("--bands", type=IntList(), default=None,
               help="1-based scene bands that feed the model, e.g. 4,3,2. Default: the bands it was trained on.")
 @click.option("--cog", is_flag=True, default=False, help="Write a Cloud Optimized GeoTIFF with overviews.")
-@click.option("--compress", type=click.Choice(["zstd", "deflate", "lzw", "none"]), default="zstd",
+@click.option("--compress", type=click.Choice(COMPRESSIONS), default="zstd",
               show_default=True, help="GeoTIFF compression (with a predictor).")
 @click.option("--strip-rows", type=int, default=1, show_default=True, hidden=True,
               help="Window rows read and blended together (memory grows with it).")

@@ -28,13 +28,13 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from geop2p.errors import ChipFolderError
 from geop2p.io.atomic import temporary_sibling
 from geop2p.io.cache import bounded_block_cache
+from geop2p.io.compression import predictor_for
 
 __all__ = [
     "MANIFEST_NAME",
     "INDEX_NAME",
     "CONFIG_NAME",
     "INDEX_LAYER",
-    "COMPRESSIONS",
     "ChipProfile",
     "IndexRow",
     "chip_env",
@@ -52,7 +52,6 @@ INDEX_NAME = "index.gpkg"
 CONFIG_NAME = "export-config.yaml"
 INDEX_LAYER = "chips"
 #: Compression names accepted for chips.
-COMPRESSIONS: tuple[str, ...] = ("deflate", "zstd", "lzw", "none")
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class ChipProfile:
         descriptions: band descriptions.
         crs: CRS, or ``None`` for pixel-space chips.
         size: chip edge in pixels (sets the tile size).
-        compress: one of :data:`COMPRESSIONS`.
+        compress: one of :data:`geop2p.io.compression.COMPRESSIONS`.
     """
 
     dtype: str
@@ -83,7 +82,7 @@ class ChipProfile:
         opts: dict = {"tiled": True, "blockxsize": block, "blockysize": block}
         if self.compress != "none":
             opts["compress"] = self.compress
-            opts["predictor"] = 3 if np.issubdtype(np.dtype(self.dtype), np.floating) else 2
+            opts["predictor"] = predictor_for(self.dtype)
         if self.count > 1:
             opts["interleave"] = "pixel"
         return opts

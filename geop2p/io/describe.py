@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rasterio.errors import NotGeoreferencedWarning
 
-from geop2p.errors import ChipFolderError, RasterReadError
+from geop2p.errors import ChipFolderError
 from geop2p.io.chip_folder import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME, read_manifest
 from geop2p.io.read import raster_info
 
@@ -122,8 +122,6 @@ def describe(path: str | os.PathLike) -> dict:
             )
         return describe_chip_folder(p)
     if p.suffix.lower() == ".safetensors":
-        if not p.exists():
-            raise RasterReadError(f"Model bundle not found: '{p}'. Check the path.")
         from geop2p.bundle import read_bundle_header
 
         return {"kind": "bundle", "path": str(p), **read_bundle_header(p)}

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 from geop2p.errors import BandIndexError, RasterReadError
 from geop2p.grid import GeoGrid
 
-__all__ = ["RasterInfo", "open_raster", "raster_info", "read_raster", "check_bands", "valid_mask"]
+__all__ = ["RasterInfo", "open_raster", "raster_info", "read_raster", "check_bands", "valid_mask", "nodata_to_json"]
 
 
 @contextlib.contextmanager
@@ -86,13 +86,19 @@ class RasterInfo:
             **self.grid.to_dict(),
             "count": self.count,
             "dtypes": list(self.dtypes),
-            "nodata": _json_number(self.nodata),
+            "nodata": nodata_to_json(self.nodata),
             "descriptions": list(self.descriptions),
             "has_mask": self.has_mask,
         }
 
 
-def _json_number(value: float | None):
+def nodata_to_json(value: float | None) -> float | int | str | None:
+    """A nodata (or any raster) value as geop2p's JSON files write it: a number, ``"nan"``, ``"inf"``/``"-inf"`` or ``None``.
+
+    Example:
+        >>> nodata_to_json(float("nan")), nodata_to_json(-9999.0), nodata_to_json(float("-inf")), nodata_to_json(None)
+        ('nan', -9999, '-inf', None)
+    """
     if value is None:
         return None
     value = float(value)

@@ -56,7 +56,7 @@ from rasterio.windows import Window
 
 from geop2p.errors import GridMismatchError, InputError, NoOverlapError, RasterReadError
 from geop2p.grid import GeoGrid, format_bounds
-from geop2p.io.read import RasterInfo, check_bands, raster_info, valid_mask
+from geop2p.io.read import RasterInfo, check_bands, nodata_to_json, raster_info, valid_mask
 
 __all__ = [
     "RESAMPLING_NAMES",
@@ -64,7 +64,6 @@ __all__ = [
     "PairReader",
     "RasterStack",
     "default_resampling",
-    "nodata_to_json",
     "open_stack",
     "parse_sources",
     "plan_alignment",
@@ -95,21 +94,6 @@ def parse_sources(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> t
     if not parts:
         raise InputError(f"No raster given (got {sources!r}); pass a path, or several joined by commas.")
     return tuple(parts)
-
-
-def nodata_to_json(value: float | None) -> float | int | str | None:
-    """A nodata value as the manifest writes it: a number, ``"nan"``, or ``None``.
-
-    Example:
-        >>> nodata_to_json(float("nan")), nodata_to_json(-9999.0), nodata_to_json(None)
-        ('nan', -9999, None)
-    """
-    if value is None:
-        return None
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    return int(value) if value.is_integer() else value
 
 
 def _same_nodata(a: float | None, b: float | None) -> bool:

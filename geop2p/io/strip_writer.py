@@ -37,17 +37,13 @@ from rasterio.windows import Window
 
 from geop2p.errors import InputError, WriteError
 from geop2p.grid import GeoGrid
+from geop2p.io.compression import check_compression, predictor_for
 from geop2p.io.atomic import atomic_path, check_output_free, temporary_sibling
 
-__all__ = ["COMPRESSIONS", "PredictionWriter", "WriteError"]
+__all__ = ["PredictionWriter", "WriteError"]
 
 log = logging.getLogger(__name__)
 
-COMPRESSIONS = ("zstd", "deflate", "lzw", "none")
-
-
-def _predictor(dtype: np.dtype) -> int:
-    return 3 if np.issubdtype(dtype, np.floating) else 2
 
 
 class PredictionWriter:
@@ -107,8 +103,7 @@ class PredictionWriter:
         if self.count < 1:
             raise InputError(f"A prediction needs at least one band, got {count}.")
         compress = str(compress).lower()
-        if compress not in COMPRESSIONS:
-            raise InputError(f"Unknown compression {compress!r}; valid: {', '.join(COMPRESSIONS)}.")
+        check_compression(compress)
         if blocksize < 16 or blocksize % 16:
             raise InputError(f"Tile size must be a positive multiple of 16, got {blocksize}.")
         if descriptions is not None and len(descriptions) != self.count:
@@ -150,7 +145,7 @@ class PredictionWriter:
         if self.grid.crs is not None:
             profile["crs"] = self.grid.crs
         if self.compress != "none":
-            profile.update(compress=self.compress, predictor=_predictor(self.dtype))
+            profile.update(compress=self.compress, predictor=predictor_for(self.dtype))
             if self.compress == "zstd":
                 profile["zstd_level"] = 9
         if self.count > 1:
@@ -305,7 +300,7 @@ class PredictionWriter:
         )
         if self.compress != "none":
             options["COMPRESS"] = self.compress.upper()
-            options["PREDICTOR"] = "FLOATING_POINT" if _predictor(self.dtype) == 3 else "STANDARD"
+            options["PREDICTOR"] = "FLOATING_POINT" if predictor_for(self.dtype) == 3 else "STANDARD"
         else:
             options["COMPRESS"] = "NONE"
         try:
