@@ -59,8 +59,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         else:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        # GDAL sidecars (e.g. .aux.xml, .msk) written beside the temporary file
-        for side in tmp.parent.glob(tmp.name + ".*"):
+        # sidecars written beside the temporary file: GDAL's .aux.xml / .msk, SQLite's -wal / -shm
+        for side in tmp.parent.glob(tmp.name + "*"):
             with contextlib.suppress(OSError):
                 side.unlink()
         raise

@@ -26,7 +26,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from geop2p.errors import ChipFolderError
-from geop2p.io.atomic import temporary_sibling
+from geop2p.io.atomic import atomic_path, temporary_sibling
 from geop2p.io.cache import bounded_block_cache
 from geop2p.io.compression import predictor_for
 
@@ -202,15 +202,8 @@ def chip_is_complete(path: str | os.PathLike, transform: Affine, profile: ChipPr
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary sibling and a rename."""
-    final = Path(path)
-    tmp = temporary_sibling(final)
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def _json_safe(value):
@@ -251,8 +244,6 @@ def write_index(path: str | os.PathLike, rows: Sequence[IndexRow], footprints: I
     """
     import geopandas as gpd
 
-    final = Path(path)
-    tmp = temporary_sibling(final)
     gdf = gpd.GeoDataFrame(
         {
             "chip_id": [r.chip_id for r in rows],
@@ -266,14 +257,8 @@ def write_index(path: str | os.PathLike, rows: Sequence[IndexRow], footprints: I
         geometry=list(footprints),
         crs=crs,
     )
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         gdf.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
-        os.replace(tmp, final)
-    except BaseException:
-        for side in tmp.parent.glob(tmp.name + "*"):
-            with contextlib.suppress(OSError):
-                side.unlink()
-        raise
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
