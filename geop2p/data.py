@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -423,14 +424,8 @@ class ArcGISTilesDataset(PairedChipDataset):
         self.target_info = BandsInfo(tuple(range(1, tg_count + 1)), _names(tg_desc), tg_dtype, nodata_to_json(tg_nodata))
         self.chip_size = int(size)
         emd_path = root / ARCGIS_EMD
-        train_pairs = [p for p in pairs if _arcgis_split(p[0], val_percent) == "train"] or pairs
-        self.stats = _emd_stats(emd_path, self.input_info, self.target_info) if emd_path.exists() else None
-        if self.stats is None:
-            self.stats = {
-                "input": _stream_stats([p[1] for p in train_pairs], [p[2] for p in train_pairs], self.input_info, 0),
-                "target": _stream_stats([p[1] for p in train_pairs], [p[2] for p in train_pairs],
-                                        self.target_info, 1),
-            }
+        self._emd_path = emd_path
+        self._train_pairs = [p for p in pairs if _arcgis_split(p[0], val_percent) == "train"] or pairs
         digest = hashlib.sha256()
         digest.update((emd_path.read_bytes() if emd_path.exists() else b""))
         for name, _, _ in pairs:
@@ -438,6 +433,22 @@ class ArcGISTilesDataset(PairedChipDataset):
         self.source_sha256 = digest.hexdigest()
         self.items = [p for p in pairs if split == "all" or _arcgis_split(p[0], val_percent) == split]
         self._setup(augment, input_normalizer, target_normalizer, seed)
+
+
+    @functools.cached_property
+    def stats(self) -> dict[str, dict]:
+        """Band statistics: from the ``.emd`` when it holds them, else streamed over the train tiles.
+
+        Computed on first use only, so opening the folder again with the normalizers
+        already in hand (as ``train`` and ``evaluate`` do) does not re-read every tile.
+        """
+        emd = self._emd_path
+        stats = _emd_stats(emd, self.input_info, self.target_info) if emd.exists() else None
+        if stats is not None:
+            return stats
+        inputs, targets = [p[1] for p in self._train_pairs], [p[2] for p in self._train_pairs]
+        return {"input": _stream_stats(inputs, targets, self.input_info, 0),
+                "target": _stream_stats(inputs, targets, self.target_info, 1)}
 
 
 def is_arcgis_tiles(root: str | os.PathLike) -> bool:

@@ -115,6 +115,21 @@ def test_arcgis_tiles_without_emd_computes_stats(arcgis_tiles):
     np.testing.assert_allclose(y[0][v], target_function(x)[0][v], rtol=1e-6)
 
 
+def test_arcgis_stats_are_not_recomputed_when_normalizers_are_given(arcgis_tiles, monkeypatch):
+    """train/evaluate reopen the folder with normalizers in hand: no second pass over every tile."""
+    import geop2p.data as data_module
+
+    first = ArcGISTilesDataset(arcgis_tiles, "train")
+    norms = dict(input_normalizer=first.input_normalizer, target_normalizer=first.target_normalizer)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("statistics were streamed again")
+
+    monkeypatch.setattr(data_module, "_stream_stats", fail)
+    again = ArcGISTilesDataset(arcgis_tiles, "val", **norms)
+    assert len(again) > 0 and again.input_normalizer == first.input_normalizer
+
+
 def test_arcgis_tiles_with_emd_stats(arcgis_tiles):
     emd = {"ModelType": "Pix2Pix", "ImageHeight": 64, "ImageWidth": 64, "ExtractBands": [0, 1, 2],
            "image_stats": {"band_min": [0, 0, 0], "band_max": [250, 250, 250], "band_mean": [120, 121, 122],
