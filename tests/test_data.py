@@ -126,7 +126,7 @@ def test_arcgis_stats_are_not_recomputed_when_normalizers_are_given(arcgis_tiles
         raise AssertionError("statistics were streamed again")
 
     monkeypatch.setattr(data_module, "_stream_stats", fail)
-    again = ArcGISTilesDataset(arcgis_tiles, "val", **norms)
+    again = ArcGISTilesDataset(arcgis_tiles, "train", **norms)
     assert len(again) > 0 and again.input_normalizer == first.input_normalizer
 
 
