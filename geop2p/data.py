@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from geop2p.errors import ChipFolderError, ConfigError
 from geop2p.grid import GeoGrid
 from geop2p.io.read import nodata_to_json, open_raster, read_raster
-from geop2p.normalize import Normalizer
+from geop2p.normalize import Normalizer, percentile_key
 from geop2p.stats import StatsAccumulator
 
 __all__ = [
@@ -178,8 +178,8 @@ class PairedChipDataset(Dataset):
         self.augment: PairAugment | None = augment if augment is not None and augment.enabled else None
         self.seed = int(seed)
         self.epoch = 0
-        self.input_normalizer = input_normalizer or _default_normalizer(self.stats.get("input"), self.input_info)
-        self.target_normalizer = target_normalizer or _default_normalizer(self.stats.get("target"), self.target_info)
+        self.input_normalizer = input_normalizer or normalizer_from_stats(self.stats.get("input"), "input")
+        self.target_normalizer = target_normalizer or normalizer_from_stats(self.stats.get("target"), "target")
         for norm, info, side in ((self.input_normalizer, self.input_info, "input"),
                                  (self.target_normalizer, self.target_info, "target")):
             if norm.n_bands != info.count:
@@ -241,14 +241,30 @@ class PairedChipDataset(Dataset):
         }
 
 
-def _default_normalizer(stats: dict | None, info: BandsInfo) -> Normalizer:
-    if not stats or not stats.get("bands"):
+def normalizer_from_stats(
+    stats: dict | None, side: str, method: str = "percentile", low: float = 2, high: float = 98
+) -> Normalizer:
+    """The ``side`` ("input"/"target") normalizer from a folder's statistics.
+
+    When ``method`` is ``percentile`` but the statistics hold no ``low``/``high``
+    percentiles (an ArcGIS ``.emd`` has only min/max/mean/std), ``minmax`` is
+    used instead, with a warning.
+
+    Raises:
+        ChipFolderError: the folder has no statistics for that side (no train chips).
+    """
+    bands = (stats or {}).get("bands") or []
+    if not bands:
         raise ChipFolderError(
-            f"No statistics for the bands {', '.join(info.band_names)}; the folder has no train chips to "
-            "compute them from. Re-export with a non-empty train split."
+            f"The chip folder has no {side} statistics (no train chips to compute them from); "
+            "re-export it with a non-empty train split."
         )
-    has_pct = all({"2", "98"} <= set((b.get("percentiles") or {})) for b in stats["bands"])
-    return Normalizer.from_stats(stats, method="percentile" if has_pct else "minmax")
+    keys = {percentile_key(low), percentile_key(high)}
+    if method == "percentile" and not all(keys <= set(b.get("percentiles") or {}) for b in bands):
+        logger.warning("The %s statistics hold no %s percentiles; normalizing with minmax instead.", side,
+                       "/".join(sorted(keys)))
+        method = "minmax"
+    return Normalizer.from_stats(stats, method=method, low=low, high=high)
 
 
 # ---------------------------------------------------------------------------------- geop2p chip folder

@@ -61,7 +61,7 @@ MEANSTD_SIGMAS: float = 3.0
 _DICT_KEYS = ("method", "offset", "scale", "clip", "low", "high")
 
 
-def _percentile_key(value: Any) -> str:
+def percentile_key(value: Any) -> str:
     """The manifest's key for a percentile: ``2`` -> ``"2"``, ``2.5`` -> ``"2.5"``."""
     try:
         number = float(value)
@@ -190,7 +190,7 @@ class Normalizer:
         offsets: list[float] = []
         scales: list[float] = []
         if method == "percentile":
-            low_key, high_key = _percentile_key(low), _percentile_key(high)
+            low_key, high_key = percentile_key(low), percentile_key(high)
             if float(low) >= float(high):
                 raise ConfigError(f"Percentile low ({low}) must be below high ({high}), e.g. low=2, high=98.")
         for i, band in enumerate(bands):

@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader
 
 from geop2p import __version__
 from geop2p.bundle import save_bundle
-from geop2p.data import PairAugment, PairedChipDataset, open_chip_dataset
+from geop2p.data import PairAugment, PairedChipDataset, normalizer_from_stats, open_chip_dataset
 from geop2p.device import resolve_device
 from geop2p.distributed import DistributedContext, EpochSampler, all_reduce_sum, init_distributed, shutdown
 from geop2p.errors import ChipFolderError, ChipSizeError, ConfigError, OutputExistsError
@@ -126,21 +126,10 @@ def build_normalizers(stats: dict, cfg: TrainConfig) -> tuple[Normalizer, Normal
     When the statistics hold no percentiles (an ArcGIS ``.emd``) and the method is
     ``percentile``, ``minmax`` is used instead, with a warning.
     """
-    out = []
-    for side in ("input", "target"):
-        s = stats.get(side) or {}
-        bands = s.get("bands") or []
-        if not bands:
-            raise ChipFolderError(f"The chip folder has no {side} statistics; re-export it with a train split.")
-        method = cfg.normalization
-        keys = {str(int(cfg.norm_low)) if float(cfg.norm_low).is_integer() else str(cfg.norm_low),
-                str(int(cfg.norm_high)) if float(cfg.norm_high).is_integer() else str(cfg.norm_high)}
-        if method == "percentile" and not all(keys <= set(b.get("percentiles") or {}) for b in bands):
-            logger.warning("The %s statistics hold no %s percentiles; normalizing with minmax instead.", side,
-                           "/".join(sorted(keys)))
-            method = "minmax"
-        out.append(Normalizer.from_stats(s, method=method, low=cfg.norm_low, high=cfg.norm_high))
-    return out[0], out[1]
+    return tuple(  # type: ignore[return-value]
+        normalizer_from_stats(stats.get(side), side, cfg.normalization, cfg.norm_low, cfg.norm_high)
+        for side in ("input", "target")
+    )
 
 
 def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
