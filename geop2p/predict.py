@@ -616,9 +616,9 @@ class Translator:
         log.debug("%d windows in %.2fs", total, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ arrays
-    def _array_valid(self, array: np.ndarray) -> np.ndarray:
+    def _array_valid(self, array: np.ndarray, nodata: float | None) -> np.ndarray:
+        """Valid where no band equals ``nodata`` and, for floats, no band is NaN."""
         valid = np.ones(array.shape[-2:], bool)
-        nodata = self.input.nodata
         if nodata is not None:
             valid &= ~(np.isnan(array).any(axis=0) if math.isnan(nodata) else (array == nodata).any(axis=0))
         if np.issubdtype(array.dtype, np.floating):
@@ -660,7 +660,7 @@ class Translator:
             )
         height, width = array.shape[1:]
         if valid is None:
-            valid = self._array_valid(array)
+            valid = self._array_valid(array, self.input.nodata)
         else:
             valid = np.asarray(valid, bool)
             if valid.shape != (height, width):
@@ -721,15 +721,8 @@ class Translator:
         else:
             idx = [b - 1 for b in self.scene_bands(count, "the DataArray")]
         data = np.asarray(da.values)[idx]
-        valid = np.ones(data.shape[1:], bool)
-        nodata = da.rio.nodata
-        if nodata is None:
-            nodata = da.rio.encoded_nodata
-        if nodata is not None:
-            nodata = float(nodata)
-            valid &= ~(np.isnan(data).any(axis=0) if math.isnan(nodata) else (data == nodata).any(axis=0))
-        if np.issubdtype(data.dtype, np.floating):
-            valid &= ~np.isnan(data).any(axis=0)
+        nodata = da.rio.nodata if da.rio.nodata is not None else da.rio.encoded_nodata
+        valid = self._array_valid(data, None if nodata is None else float(nodata))
         pred = self.predict_array(data, valid, progress=progress)
         out = xr.DataArray(
             pred,
