@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from geop2p.data import PairedChipDataset, open_chip_dataset
+from geop2p.datasets import PairedChipDataset, open_chip_dataset
 from geop2p.errors import ChipFolderError, ChipSizeError, ConfigError
 from geop2p.metrics import HIGHER_IS_BETTER, METRIC_NAMES, MetricAccumulator
 from geop2p.normalize import Normalizer
@@ -176,14 +176,15 @@ def evaluate(
         >>> r.model["bands"]["elevation"]["mae"] < r.baseline["bands"]["elevation"]["mae"]  # doctest: +SKIP
         True
     """
-    from geop2p.bundle import load_bundle, read_bundle_header
+    from geop2p.io.bundle_file import read_bundle_header
+    from geop2p.models.bundle import load_bundle
     from geop2p.models import required_divisor
     from geop2p.device import resolve_device
 
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
     dev = resolve_device(device)
-    meta = read_bundle_header(model_path)
+    meta = read_bundle_header(model_path).to_dict()
     in_norm = Normalizer.from_dict(meta["input"]["normalizer"])
     tg_norm = Normalizer.from_dict(meta["target"]["normalizer"])
     probe = open_chip_dataset(chips_dir, "all")

@@ -598,10 +598,10 @@ def export_chips(
 def _summary_from_manifest(out: Path, plan: ExportPlan, seconds: float) -> ExportSummary:
     from geop2p.io.chip_folder import read_manifest
 
-    doc = read_manifest(out)
-    skipped = doc.get("skipped", {})
+    manifest = read_manifest(out)
+    skipped = manifest.skipped
     return ExportSummary(
-        out, dict(doc["counts"]), 0, sum(doc["counts"].values()), skipped.get("low_valid", 0),
+        out, dict(manifest.counts), 0, manifest.total, skipped.get("low_valid", 0),
         skipped.get("buffer", 0), skipped.get("outside_aoi", 0), seconds,
     )
 

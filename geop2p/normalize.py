@@ -20,9 +20,9 @@ outside the range its tanh output can reach. A constant band (zero spread)
 gets ``scale = 1`` and a warning instead of a division by zero.
 
 Arrays may be numpy arrays or torch tensors, with the band axis at -3:
-``(bands, height, width)`` or ``(batch, bands, height, width)``. torch is
-imported only when a tensor is passed, so this module stays light. NaN stays
-NaN in both directions; masking is the caller's job.
+``(bands, height, width)`` or ``(batch, bands, height, width)``. Tensors are
+handled through their own methods (``new_tensor``), so this module never
+imports torch. NaN stays NaN in both directions; masking is the caller's job.
 
 Example:
     >>> stats = {"bands": [{"name": "red", "count": 10, "min": 0.0, "max": 255.0,
@@ -59,6 +59,11 @@ _ALL_METHODS: tuple[str, ...] = METHODS + ("identity",)
 MEANSTD_SIGMAS: float = 3.0
 
 _DICT_KEYS = ("method", "offset", "scale", "clip", "low", "high")
+
+
+def _is_tensor(x: Any) -> bool:
+    """True for a torch tensor, recognised without importing torch."""
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "new_tensor")
 
 
 def percentile_key(value: Any) -> str:
@@ -310,13 +315,10 @@ class Normalizer:
         scale = np.asarray(self.scale, dtype=np.float32).reshape(-1, 1, 1)
         if like is None or isinstance(like, np.ndarray):
             return offset, scale
-        import torch
-
-        dtype = like.dtype if like.is_floating_point() else torch.float32
-        return (
-            torch.as_tensor(offset, dtype=dtype, device=like.device),
-            torch.as_tensor(scale, dtype=dtype, device=like.device),
-        )
+        if not _is_tensor(like):
+            raise InputError(f"Expected a numpy array or a torch tensor; got {type(like).__name__}.")
+        like = like if like.is_floating_point() else like.float()
+        return like.new_tensor(offset), like.new_tensor(scale)
 
     # ------------------------------------------------------------------ mapping
     def _check_shape(self, x: Any, what: str) -> None:
@@ -336,11 +338,9 @@ class Normalizer:
             offset = np.asarray(self.offset, dtype=dtype).reshape(-1, 1, 1)
             scale = np.asarray(self.scale, dtype=dtype).reshape(-1, 1, 1)
             return arr, offset, scale
-        import torch
-
-        if not isinstance(x, torch.Tensor):
+        if not _is_tensor(x):
             raise InputError(f"Expected a numpy array or a torch tensor; got {type(x).__name__}.")
-        t = x if x.is_floating_point() else x.to(torch.float32)
+        t = x if x.is_floating_point() else x.float()
         offset, scale = self.linear_params(like=t)
         return t, offset, scale
 

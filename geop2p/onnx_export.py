@@ -260,9 +260,10 @@ def deepness_metadata(meta: dict, tile_size: int, overlap: int, resolution_m: fl
 
 
 def _load(model_path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    from geop2p.bundle import load_bundle
+    from geop2p.models.bundle import load_bundle
 
-    return load_bundle(model_path, device="cpu")
+    generator, header = load_bundle(model_path, device="cpu")
+    return generator, header.to_dict()
 
 
 def _resolve_tile(meta: dict, generator_spec: dict, config: OnnxExportConfig) -> tuple[int, int]:

@@ -476,9 +476,10 @@ class Translator:
         Example:
             >>> t = Translator.from_file("run/model.safetensors", tta=2)  # doctest: +SKIP
         """
-        from geop2p.bundle import load_bundle
+        from geop2p.models.bundle import load_bundle
 
-        generator, meta = load_bundle(path, device="cpu")
+        generator, header = load_bundle(path, device="cpu")
+        meta = header.to_dict()
         translator = cls(generator, meta, device=device, **opts)
         translator.source = str(path)
         return translator

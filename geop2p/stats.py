@@ -108,36 +108,35 @@ class BandSummary:
     percentiles: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """``{"name", "count", "min", "max", "mean", "std", "percentiles"}`` (JSON-ready; ``None`` for nan)."""
-
-        def num(v: float):
-            return None if v is None or not math.isfinite(v) else float(v)
-
+        """``{"name", "count", "min", "max", "mean", "std", "percentiles"}`` (``nan`` stays a float: files write it
+        through :mod:`geop2p.formats.jsonsafe`)."""
         return {
             "name": self.name,
             "count": int(self.count),
-            "min": num(self.min),
-            "max": num(self.max),
-            "mean": num(self.mean),
-            "std": num(self.std),
-            "percentiles": {k: num(v) for k, v in self.percentiles.items()},
+            "min": float(self.min),
+            "max": float(self.max),
+            "mean": float(self.mean),
+            "std": float(self.std),
+            "percentiles": {k: float(v) for k, v in self.percentiles.items()},
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "BandSummary":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads ``"nan"`` strings and ``null`` (geop2p 0.1 wrote NaN as null)."""
 
         def num(v) -> float:
-            return float("nan") if v is None else float(v)
+            if v is None:
+                return float("nan")
+            return float(v)  # numbers, and the strings "nan" / "inf" / "-inf"
 
         return cls(
             name=str(data["name"]),
-            count=int(data["count"]),
+            count=int(data["count"]) if data.get("count") is not None else 0,
             min=num(data["min"]),
             max=num(data["max"]),
             mean=num(data["mean"]),
             std=num(data["std"]),
-            percentiles={str(k): num(v) for k, v in data.get("percentiles", {}).items()},
+            percentiles={str(k): num(v) for k, v in (data.get("percentiles") or {}).items()},
         )
 
 

@@ -60,6 +60,8 @@ __all__ = [
     "Strip",
     "WindowPlan",
     "blend_weights",
+    "check_overlap",
+    "default_overlap",
     "pad_to_window",
     "plan_windows",
     "suggest_multiple",
@@ -96,14 +98,53 @@ def window_starts(size: int, window: int, overlap: int) -> tuple[int, ...]:
     return tuple(starts)
 
 
+def default_overlap(chip_size: int) -> int:
+    """The overlap a model trained on ``chip_size`` px chips recommends: a quarter of the chip.
+
+    A U-Net is least reliable within a few dozen pixels of a window's border,
+    where its receptive field meets zero padding; a quarter of the chip covers
+    that margin, whatever the window size used at prediction.
+
+    Example:
+        >>> default_overlap(256)
+        64
+    """
+    return int(chip_size) // 4
+
+
+def check_overlap(overlap: int, window: int, flag: str = "--overlap") -> int:
+    """Return ``overlap`` if it is a whole number of pixels from 0 to half the ``window``; else raise.
+
+    Windows that overlap by more than half their size would cover some pixels
+    three times per axis, and the blending ramp spans at most half a window, so
+    half is the largest useful overlap.
+
+    Raises:
+        InputError: naming the valid range and a good choice.
+
+    Example:
+        >>> check_overlap(16, 64)
+        16
+        >>> check_overlap(40, 64)
+        Traceback (most recent call last):
+        ...
+        geop2p.errors.InputError: --overlap 40 is not a whole number of pixels from 0 to 32 (half the window of 64 px); a quarter of the window (16) is a good choice.
+    """
+    ok = isinstance(overlap, (int, np.integer)) and not isinstance(overlap, bool) or (
+        isinstance(overlap, float) and overlap.is_integer()
+    )
+    if not ok or not 0 <= overlap <= window // 2:
+        raise InputError(
+            f"{flag} {overlap!r} is not a whole number of pixels from 0 to {window // 2} (half the window of "
+            f"{window} px); a quarter of the window ({window // 4}) is a good choice."
+        )
+    return int(overlap)
+
+
 def _check_window_overlap(window: int, overlap: int) -> None:
     if int(window) != window or window < 1:
         raise ChipSizeError(f"Window size must be a positive integer, got {window!r}.")
-    if int(overlap) != overlap or overlap < 0 or overlap >= window:
-        raise InputError(
-            f"Overlap must be an integer from 0 to {window - 1} (less than the window of {window} px), "
-            f"got {overlap!r}; a quarter of the window ({window // 4}) is a good choice."
-        )
+    check_overlap(overlap, int(window))
 
 
 def _ramp(length: int, ramp: int, rise: bool, fall: bool, kind: str) -> np.ndarray:
@@ -313,12 +354,12 @@ def plan_windows(height: int, width: int, window: int, overlap: int, strip_rows:
     Args:
         height, width: the raster's size in pixels.
         window: the (square) window size.
-        overlap: pixels shared by neighbouring windows, ``0 <= overlap < window``.
+        overlap: pixels shared by neighbouring windows, ``0 <= overlap <= window // 2``.
         strip_rows: how many window rows form one strip (more rows: bigger
             reads and batches, more memory).
 
     Raises:
-        InputError: for a non-positive size, an overlap outside ``[0, window)`` or ``strip_rows < 1``.
+        InputError: for a non-positive size, an overlap outside ``[0, window // 2]`` or ``strip_rows < 1``.
         ChipSizeError: for a non-positive window.
 
     Example:

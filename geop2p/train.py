@@ -49,8 +49,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from geop2p import __version__
-from geop2p.bundle import save_bundle
-from geop2p.data import PairAugment, PairedChipDataset, normalizer_from_stats, open_chip_dataset
+from geop2p.models.bundle import save_bundle
+from geop2p.datasets import PairAugment, PairedChipDataset, normalizer_from_stats, open_chip_dataset
 from geop2p.device import resolve_device
 from geop2p.distributed import DistributedContext, EpochSampler, all_reduce_sum, init_distributed, shutdown
 from geop2p.errors import ChipFolderError, ChipSizeError, ConfigError, OutputExistsError

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 import torch
 
-from geop2p.data import ArcGISTilesDataset, ChipDataset, PairAugment, open_chip_dataset
+from geop2p.datasets import ArcGISTilesDataset, ChipDataset, PairAugment, open_chip_dataset
 from geop2p.errors import ChipFolderError, ConfigError
 from geop2p.normalize import Normalizer
 from tests.fixtures.train import INPUT_NODATA, target_function
@@ -83,7 +83,7 @@ def test_no_augment_flags():
 def test_bad_split_and_missing_manifest(chip_folder_ro, tmp_path):
     with pytest.raises(ConfigError, match="valid splits: train, val, test"):
         ChipDataset(chip_folder_ro, "validation")
-    with pytest.raises(ChipFolderError, match="not a finished geop2p chip folder"):
+    with pytest.raises(ChipFolderError, match="is not a dataset geop2p can read: expected a geop2p chip folder"):
         open_chip_dataset(tmp_path)
     with pytest.raises(ChipFolderError, match="does not exist"):
         open_chip_dataset(tmp_path / "nope")
@@ -117,7 +117,7 @@ def test_arcgis_tiles_without_emd_computes_stats(arcgis_tiles):
 
 def test_arcgis_stats_are_not_recomputed_when_normalizers_are_given(arcgis_tiles, monkeypatch):
     """train/evaluate reopen the folder with normalizers in hand: no second pass over every tile."""
-    import geop2p.data as data_module
+    import geop2p.datasets.arcgis as data_module
 
     first = ArcGISTilesDataset(arcgis_tiles, "train")
     norms = dict(input_normalizer=first.input_normalizer, target_normalizer=first.target_normalizer)

@@ -14,7 +14,6 @@ from geop2p.synthetic import write_demo_scene
 
 
 def test_quick_demo_end_to_end(tmp_path):
-    pytest.importorskip("geop2p.evaluate")
     out = tmp_path / "demo"
     lines = []
     result = run_demo(out, quick=True, progress=lines.append)

@@ -12,7 +12,7 @@ import torch
 
 from geop2p.errors import BundleError, ChipFolderError
 from geop2p.evaluate import evaluate, fit_linear_baseline
-from geop2p.data import ChipDataset
+from geop2p.datasets import ChipDataset
 from geop2p.train import train
 from tests.fixtures.train import write_chip_folder
 

@@ -12,8 +12,8 @@ from geop2p.errors import ChipSizeError, InputError, OutputExistsError
 from geop2p.normalize import Normalizer
 from geop2p.onnx_export import NormalizedGenerator, OnnxExportConfig, deepness_metadata, export_onnx
 
-ort = pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+import onnxruntime as ort  # noqa: E402  (a dev dependency: a missing one must fail, not skip)
+import onnx  # noqa: E402
 
 # Parity tolerance: |onnxruntime - torch| <= ATOL_FRACTION * target scale (the Normalizer's half-range),
 # i.e. 1e-4 of the target's normalised range; for the 0..255 colours here that is < 0.01 DN.
@@ -26,15 +26,14 @@ def _metadata(path) -> dict:
 
 
 def test_onnxruntime_matches_torch(tiny_unet_bundle, tmp_path):
-    from geop2p.bundle import load_bundle
+    from geop2p.models.bundle import load_bundle
 
     out = tmp_path / "model.onnx"
     result = export_onnx(tiny_unet_bundle, out, OnnxExportConfig(resolution_m=30.0))
     assert out.is_file() and result.input_shape == (1, 1, 64, 64) and result.output_shape == (1, 3, 64, 64)
 
-    generator, meta = load_bundle(tiny_unet_bundle)
-    in_norm = Normalizer.from_dict(meta["input"]["normalizer"])
-    out_norm = Normalizer.from_dict(meta["target"]["normalizer"])
+    generator, header = load_bundle(tiny_unet_bundle)
+    in_norm, out_norm = header.input.normalizer, header.target.normalizer
     rng = np.random.default_rng(0)
     raw = rng.uniform(1800.0, 4200.0, size=(1, 1, 64, 64)).astype(np.float32)  # some values clip
     with torch.inference_mode():
@@ -127,7 +126,7 @@ def test_deepness_metadata_overlap_percent():
 )
 def test_resolution_comes_from_the_bundles_grid_when_in_metres(tmp_path, pixel_size, crs, expected_cm):
     """A metre pixel size recorded by `train` becomes Deepness's resolution; degrees are never guessed into metres."""
-    from geop2p.bundle import save_bundle
+    from geop2p.models.bundle import save_bundle
     from geop2p.models import build_generator
 
     spec = {"architecture": "linear", "in_channels": 1, "out_channels": 1, "params": {}}

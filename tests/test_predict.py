@@ -143,7 +143,7 @@ def test_valid_values_never_collide_with_nodata(make_translator):
 
 # ------------------------------------------------------------------------------------ xarray
 def test_dataarray_round_trip_keeps_coords_and_crs(make_translator, scene):
-    rioxarray = pytest.importorskip("rioxarray")
+    import rioxarray
     src = scene(150, 97, nodata=-9999)
     da = rioxarray.open_rasterio(src)
     t = make_translator(in_nodata=-9999, out_nodata=-9999)
@@ -159,7 +159,7 @@ def test_dataarray_round_trip_keeps_coords_and_crs(make_translator, scene):
 
 
 def test_dataarray_selects_bundle_bands_from_a_wider_array(make_translator, scene, rng):
-    rioxarray = pytest.importorskip("rioxarray")
+    import rioxarray
     data = (rng.normal(size=(4, 40, 40)) * 100).astype(np.float32)
     da = rioxarray.open_rasterio(scene(data=data))
     out = make_translator(meta_bands=[3, 1]).predict_dataarray(da)

@@ -80,7 +80,10 @@ def test_empty_band_is_nan_and_roundtrips():
     s = acc.result()
     assert s.bands[0].count == 0 and math.isnan(s.bands[0].mean)
     d = s.to_dict()
-    assert d["bands"][0]["mean"] is None
+    assert math.isnan(d["bands"][0]["mean"])
+    from geop2p.formats import jsonsafe
+
+    assert '"mean": "nan"' in jsonsafe.dumps(d, indent=None)  # the one JSON policy for non-finite numbers
     assert BandStats.from_dict(d).bands[0].count == 0
 
 

@@ -125,8 +125,8 @@ def test_plan_weights_follow_raster_edges():
     "kwargs, error, match",
     [
         (dict(height=10, width=10, window=0, overlap=0), ChipSizeError, "positive integer"),
-        (dict(height=10, width=10, window=64, overlap=64), InputError, "from 0 to 63"),
-        (dict(height=10, width=10, window=64, overlap=-1), InputError, "from 0 to 63"),
+        (dict(height=10, width=10, window=64, overlap=33), InputError, "from 0 to 32"),
+        (dict(height=10, width=10, window=64, overlap=-1), InputError, "from 0 to 32"),
         (dict(height=0, width=10, window=64, overlap=0), InputError, "positive height"),
         (dict(height=10, width=10, window=64, overlap=0, strip_rows=0), InputError, "strip_rows"),
     ],

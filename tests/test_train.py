@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from geop2p.bundle import load_bundle, read_bundle_header
+from geop2p.io.bundle_file import read_bundle_header
+from geop2p.models.bundle import load_bundle
 from geop2p.errors import ChipSizeError, ConfigError, OutputExistsError
 from geop2p.train import train
 from tests.fixtures.train import manifest_sha256
@@ -44,7 +45,7 @@ def test_run_folder_contents_and_bundle_round_trip(chip_folder_ro, tmp_path, tin
             "train_loss_d", "lr", "metrics_split", "is_best"} <= set(rows[0])
     assert float(rows[0]["lr"]) == pytest.approx(2e-4) and float(rows[2]["lr"]) == pytest.approx(1e-4)
     assert rows[0]["metrics_split"] == "val"
-    header = read_bundle_header(result.bundle_path)
+    header = read_bundle_header(result.bundle_path).to_dict()
     assert header["input"]["band_names"] == ["red", "green", "blue"] and header["input"]["bands"] == [1, 2, 3]
     assert header["target"]["dtype"] == "float32" and header["target"]["nodata"] == -9999.0
     assert header["chip_size"] == 64 and header["recommended_overlap"] == 8
@@ -60,7 +61,8 @@ def test_bundle_round_trip_gives_the_same_outputs(chip_folder_ro, tmp_path, tiny
 
     run = tmp_path / "run"
     train(chip_folder_ro, run, tiny_config.merge({"max_steps": 3, "n_samples": 0}))  # one validation: best = last
-    generator, meta = load_bundle(run / "model.safetensors")
+    generator, header = load_bundle(run / "model.safetensors")
+    meta = header.to_dict()
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     ref = build_generator(meta["generator"])
     ref.load_state_dict(ckpt["generator"])
@@ -130,7 +132,7 @@ def test_empty_val_split_falls_back_to_train(tmp_path, tiny_config, caplog):
     chips = write_chip_folder(tmp_path / "chips", rows=2, cols=2, splits={i: "train" for i in ids})
     result = train(chips, tmp_path / "run", tiny_config.merge({"n_samples": 0}))
     assert "val split" in caplog.text and result.history[0]["metrics_split"] == "train"
-    assert json.loads(json.dumps(read_bundle_header(result.bundle_path)))["training"]["metrics_split"] == "train"
+    assert read_bundle_header(result.bundle_path).training["metrics_split"] == "train"
 
 
 def test_smp_unet_trains(chip_folder_ro, tmp_path, tiny_config):
@@ -138,4 +140,4 @@ def test_smp_unet_trains(chip_folder_ro, tmp_path, tiny_config):
                              "generator_params": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
                              "gan_mode": "hinge", "d_norm": "batch", "spectral_norm": True})
     result = train(chip_folder_ro, tmp_path / "run", cfg)
-    assert read_bundle_header(result.bundle_path)["generator"]["params"]["encoder_name"] == "resnet18"
+    assert read_bundle_header(result.bundle_path).generator["params"]["encoder_name"] == "resnet18"

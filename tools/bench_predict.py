@@ -38,7 +38,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geop2p.bundle import save_bundle
+from geop2p.models.bundle import save_bundle
 from geop2p.models.generators import build_generator
 from geop2p.predict import Translator
 from geop2p.tiling import plan_windows

@@ -19,7 +19,19 @@ from typing import Iterator
 
 from geop2p.errors import OutputExistsError
 
-__all__ = ["atomic_path", "check_output_free", "temporary_sibling"]
+__all__ = ["atomic_path", "check_output_free", "temporary_sibling", "output_mode"]
+
+
+def output_mode() -> int:
+    """Permission bits of a new output file: ``0o666`` less the process's umask (what ``open()`` would give).
+
+    Some writers (safetensors, for one) create their files ``0o600``; outputs
+    renamed into place by :func:`atomic_path` get these bits instead, like
+    every other file geop2p writes.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def check_output_free(path: str | os.PathLike, overwrite: bool, flag: str = "--overwrite") -> None:
@@ -52,12 +64,14 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
             raise OutputExistsError(f"Output '{final}' is a folder; expected a file name.")
         if final.is_dir() and tmp.is_dir():
             shutil.rmtree(final)
+        if tmp.is_file():
+            os.chmod(tmp, output_mode())
         os.replace(tmp, final)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # a clean-up failure must not hide the real error
                 tmp.unlink()
         # sidecars written beside the temporary file: GDAL's .aux.xml / .msk, SQLite's -wal / -shm
         for side in tmp.parent.glob(tmp.name + "*"):

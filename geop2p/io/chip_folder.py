@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import math
 import os
 import warnings
@@ -26,6 +26,8 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from geop2p.errors import ChipFolderError
+from geop2p.formats import jsonsafe
+from geop2p.formats.chip_manifest import CONFIG_NAME, INDEX_LAYER, INDEX_NAME, MANIFEST_NAME, ChipManifest
 from geop2p.io.atomic import atomic_path, temporary_sibling
 from geop2p.io.cache import bounded_block_cache
 from geop2p.io.compression import predictor_for
@@ -42,16 +44,13 @@ __all__ = [
     "chip_is_complete",
     "read_chip",
     "write_index",
+    "read_chip_ids",
     "write_json_atomic",
     "write_text_atomic",
     "read_manifest",
+    "write_manifest",
+    "manifest_sha256",
 ]
-
-MANIFEST_NAME = "geop2p-chips.json"
-INDEX_NAME = "index.gpkg"
-CONFIG_NAME = "export-config.yaml"
-INDEX_LAYER = "chips"
-#: Compression names accepted for chips.
 
 
 @dataclass(frozen=True)
@@ -206,21 +205,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def write_json_atomic(path: str | os.PathLike, document: dict) -> None:
-    """Write ``document`` as indented JSON, atomically (non-finite floats become ``null``)."""
-    write_text_atomic(path, json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n")
+    """Write ``document`` as indented JSON, atomically (numbers under :mod:`geop2p.formats.jsonsafe`'s rules)."""
+    write_text_atomic(path, jsonsafe.dumps(document) + "\n")
 
 
 @dataclass(frozen=True)
@@ -261,28 +248,67 @@ def write_index(path: str | os.PathLike, rows: Sequence[IndexRow], footprints: I
         gdf.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
 
 
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of a chip folder.
+def read_chip_ids(folder: str | os.PathLike, split: str | None = None) -> list[str]:
+    """The chip ids listed in ``index.gpkg`` (of one split, or all when ``split`` is None), sorted.
 
     Raises:
-        ChipFolderError: no manifest (export unfinished, or not a chip folder) or not a geop2p manifest.
+        ChipFolderError: no index, or an unreadable one.
 
     Example:
-        >>> read_manifest("chips")["counts"]  # doctest: +SKIP
+        >>> read_chip_ids("chips", "val")[:2]  # doctest: +SKIP
+        ['000000_000512', '000256_000768']
+    """
+    root = Path(folder)
+    index = root / INDEX_NAME
+    if not index.exists():
+        raise ChipFolderError(f"'{root}' has no {INDEX_NAME}; re-run geop2p export-chips.")
+    import pyogrio
+
+    try:
+        df = pyogrio.read_dataframe(index, layer=INDEX_LAYER, read_geometry=False, columns=["chip_id", "split"])
+    except Exception as exc:  # pyogrio raises several types for a broken file or a missing layer
+        raise ChipFolderError(f"Cannot read layer '{INDEX_LAYER}' of '{index}' ({exc}); re-run geop2p export-chips.") from exc
+    if split is not None:
+        df = df[df["split"] == split]
+    return sorted(str(c) for c in df["chip_id"])
+
+
+def manifest_sha256(folder: str | os.PathLike) -> str:
+    """sha256 (hex) of a chip folder's manifest file: which chips a model was trained on."""
+    return hashlib.sha256((Path(folder) / MANIFEST_NAME).read_bytes()).hexdigest()
+
+
+def write_manifest(folder: str | os.PathLike, manifest: ChipManifest) -> Path:
+    """Write ``geop2p-chips.json`` atomically (the last file of an export)."""
+    path = Path(folder) / MANIFEST_NAME
+    write_json_atomic(path, manifest.to_dict())
+    return path
+
+
+def read_manifest(folder: str | os.PathLike) -> ChipManifest:
+    """The manifest of a chip folder, checked.
+
+    Raises:
+        ChipFolderError: no folder, no manifest (export unfinished, or not a chip folder), not a geop2p
+            manifest, another version, a damaged section.
+
+    Example:
+        >>> read_manifest("chips").counts  # doctest: +SKIP
         {'train': 120, 'val': 15, 'test': 14}
     """
-    p = Path(folder) / MANIFEST_NAME
+    root = Path(folder)
+    if not root.is_dir():
+        raise ChipFolderError(f"Chip folder '{root}' does not exist; give the OUT_DIR of geop2p export-chips.")
+    p = root / MANIFEST_NAME
     if not p.is_file():
         hint = (
             "the export did not finish: run export-chips again with --resume"
-            if (Path(folder) / CONFIG_NAME).is_file()
+            if (root / CONFIG_NAME).is_file()
             else "is it a chip folder written by `geop2p export-chips`?"
         )
-        raise ChipFolderError(f"'{folder}' has no {MANIFEST_NAME}; {hint}.")
+        raise ChipFolderError(f"'{root}' has no {MANIFEST_NAME}; {hint}.")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        doc = jsonsafe.loads(p.read_bytes())
     except (OSError, ValueError) as exc:
         raise ChipFolderError(f"Cannot read the manifest '{p}' ({exc}); re-run export-chips with --overwrite.") from exc
-    if not isinstance(doc, dict) or doc.get("format") != "geop2p-chips":
-        raise ChipFolderError(f"'{p}' is not a geop2p chip manifest (its \"format\" is not \"geop2p-chips\").")
-    return doc
+    return ChipManifest.from_dict(doc, str(p))

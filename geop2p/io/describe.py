@@ -41,7 +41,7 @@ def describe_chip_folder(path: str | os.PathLike) -> dict:
         ['red', 'green', 'blue']
     """
     root = Path(path)
-    doc = read_manifest(root)
+    doc = read_manifest(root).to_dict()
     sides = {}
     for side in ("input", "target"):
         s = doc.get(side, {})
@@ -122,7 +122,7 @@ def describe(path: str | os.PathLike) -> dict:
             )
         return describe_chip_folder(p)
     if p.suffix.lower() == ".safetensors":
-        from geop2p.bundle import read_bundle_header
+        from geop2p.io.bundle_file import read_bundle_header
 
-        return {"kind": "bundle", "path": str(p), **read_bundle_header(p)}
+        return {"kind": "bundle", "path": str(p), **read_bundle_header(p).to_dict()}
     return describe_raster(p)

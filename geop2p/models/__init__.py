@@ -18,12 +18,14 @@ from geop2p.models.input_size import check_input_size, padded_size
 from geop2p.models.linear import LinearGenerator
 from geop2p.models.norm import NORMS
 from geop2p.models.pix2pix_unet import Pix2PixUnet
+from geop2p.models.bundle import ModelBundle, load_bundle, read_bundle, save_bundle
 from geop2p.models.smp_unet import SmpUnetGenerator, check_encoder_name, encoder_names
 
 __all__ = [
     "GENERATORS",
     "NORMS",
     "LinearGenerator",
+    "ModelBundle",
     "PatchDiscriminator",
     "Pix2PixUnet",
     "SmpUnetGenerator",
@@ -34,10 +36,13 @@ __all__ = [
     "check_input_size",
     "encoder_names",
     "init_pix2pix_weights",
+    "load_bundle",
     "load_encoder_weights",
     "padded_size",
+    "read_bundle",
     "read_weights_file",
     "receptive_field",
     "required_divisor",
     "resolve_generator_spec",
+    "save_bundle",
 ]

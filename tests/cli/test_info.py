@@ -56,9 +56,6 @@ def test_info_errors(tmp_path, bad_files):
 
 
 def test_info_bundle(tmp_path):
-    bundle = pytest.importorskip("geop2p.bundle", exc_type=ImportError)  # another area, may be in progress
-    if not hasattr(bundle, "read_bundle_header"):
-        pytest.skip("geop2p.bundle.read_bundle_header not available yet")
     from safetensors.numpy import save_file
     import numpy as np
 
@@ -72,10 +69,6 @@ def test_info_bundle(tmp_path):
     path = tmp_path / "m.safetensors"
     save_file({"conv.weight": np.ones((1, 1, 1, 1), np.float32), "conv.bias": np.zeros(1, np.float32)}, str(path),
               metadata={"geop2p": json.dumps(header)})
-    try:
-        bundle.read_bundle_header(path)
-    except Exception as exc:  # the bundle module may validate more than this minimal header
-        pytest.skip(f"minimal header not accepted by read_bundle_header: {exc}")
     r = _run("info", path)
     assert r.exit_code == 0, r.output
     assert "model bundle" in r.output and "chip size 32" in r.output

@@ -25,8 +25,9 @@ def core():
 @pytest.fixture
 def identity_bundle(tmp_path) -> Path:
     """A 1-band linear bundle with identity weights: predictions equal the input."""
-    bundle = pytest.importorskip("geop2p.bundle")
     import torch
+
+    from geop2p.models import bundle
 
     from geop2p.models import build_generator
     from tests.fixtures.demo import bundle_meta
