@@ -1,5 +1,6 @@
 # geop2p — set-up, tests and the demo.
-#   make test   create .venv (once), install geop2p + dev extras under constraints.txt, run pytest
+#   make test   create .venv (once), install geop2p + dev extras under constraints.txt, check the import
+#               layering (lint-imports, contracts in pyproject.toml), run pytest (tests/ and the doctests of geop2p/)
 #   make demo   same set-up, then run the embedded end-to-end demo
 # A second run with nothing changed does not reinstall: the stamp file below
 # is rebuilt only when pyproject.toml or constraints.txt change.
@@ -22,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

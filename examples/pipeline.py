@@ -68,8 +68,7 @@ def run_example(
     from geop2p.evaluate import evaluate
     from geop2p.export import ExportConfig, export_chips
     from geop2p.predict import Translator
-    from geop2p.train import train
-    from geop2p.train_config import TrainConfig
+    from geop2p.train import TrainConfig, train
 
     export_opts = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["export"].items()}
     if "aoi" in paths:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from rasterio.windows import Window
 
-from geop2p.errors import ChipSizeError, InputError
+from geop2p.errors import ChipSizeError, InputError, SizeMultipleError
+from geop2p.errors import nearest_multiple as _nearest_multiple
 
 __all__ = ["ChipSpec", "chip_windows", "chip_id", "nearest_multiple", "SIZE_MULTIPLE"]
 
@@ -28,11 +29,13 @@ SIZE_MULTIPLE = 32
 def nearest_multiple(value: int, multiple: int = SIZE_MULTIPLE) -> int:
     """The multiple of ``multiple`` nearest to ``value`` (at least ``multiple``; ties round up).
 
+    :func:`geop2p.errors.nearest_multiple` with the chip size's divisor, 32, as default.
+
     Example:
-        >>> nearest_multiple(250), nearest_multiple(10)
-        (256, 32)
+        >>> nearest_multiple(250), nearest_multiple(10), nearest_multiple(100, 64)
+        (256, 32, 128)
     """
-    return max(multiple, int((value + multiple // 2) // multiple) * multiple)
+    return _nearest_multiple(value, multiple)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class ChipSpec:
         >>> ChipSpec(250)
         Traceback (most recent call last):
         ...
-        geop2p.errors.ChipSizeError: Chip size 250 is not a multiple of 32 (the U-Net halves it 5 times); use --size 256.
+        geop2p.errors.SizeMultipleError: Chip size 250 is not a multiple of 32 (the U-Net halves it 5 times); use --size 256.
     """
 
     size: int = 256
@@ -63,10 +66,7 @@ class ChipSpec:
             raise ChipSizeError(f"Chip size must be a whole number of pixels, got {size!r}; use e.g. --size 256.")
         size = int(size)
         if size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
-            raise ChipSizeError(
-                f"Chip size {size} is not a multiple of {SIZE_MULTIPLE} (the U-Net halves it 5 times); "
-                f"use --size {nearest_multiple(size)}."
-            )
+            raise SizeMultipleError(size, SIZE_MULTIPLE, "--size", "Chip size", "the U-Net halves it 5 times")
         object.__setattr__(self, "size", size)
         stride = size if self.stride is None else self.stride
         if isinstance(stride, bool) or not float(stride).is_integer() or stride <= 0:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from geop2p.errors import InputError
 
-__all__ = ["MetricAccumulator", "METRIC_NAMES", "masked_ssim_sums", "gaussian_window"]
+__all__ = ["MetricAccumulator", "METRIC_NAMES", "masked_ssim_map", "masked_ssim_sums", "gaussian_window"]
 
 METRIC_NAMES: tuple[str, ...] = ("mae", "rmse", "psnr", "ssim")
 #: higher-is-better metrics (the others are lower-is-better)
@@ -52,7 +52,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = tor
     return (g[:, None] * g[None, :])[None, None]
 
 
-def masked_ssim_sums(
+def masked_ssim_map(
     pred: torch.Tensor,
     target: torch.Tensor,
     valid: torch.Tensor,
@@ -60,7 +60,12 @@ def masked_ssim_sums(
     window: int = 11,
     sigma: float = 1.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per band, the sum of the masked SSIM map and the number of pixels it was summed over.
+    """The masked SSIM map of each band, and where it counts.
+
+    Local means, variances and the covariance are Gaussian-weighted averages
+    over the *valid* neighbours of each pixel (normalized convolution; outside
+    the image counts as invalid); variances are population variances (as
+    ``skimage.metrics.structural_similarity(..., use_sample_covariance=False)``).
 
     Args:
         pred: (N, C, H, W) in data units.
@@ -69,7 +74,15 @@ def masked_ssim_sums(
         data_range: one ``R`` per band.
 
     Returns:
-        ``(ssim_sum, count)``, each a float64 tensor of shape (C,).
+        ``(ssim, use)``: float64 (N, C, H, W) SSIM values, and a boolean (N, C, H, W) mask of the
+        pixels that count: valid pixels whose window holds at least half of the Gaussian weight in
+        valid pixels.
+
+    Example:
+        >>> x = torch.rand(1, 1, 16, 16)
+        >>> s, use = masked_ssim_map(x, x, torch.ones(1, 1, 16, 16), [1.0])
+        >>> bool(torch.allclose(s[use], torch.ones(()).double()))
+        True
     """
     n, c, h, w = pred.shape
     k = gaussian_window(window, sigma).to(pred.device)
@@ -91,9 +104,24 @@ def masked_ssim_sums(
     c1, c2 = (0.01 * r) ** 2, (0.03 * r) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     use = (m > 0) & (wsum >= 0.5)
-    ssim_sum = (ssim * use).reshape(n, c, -1).sum(dim=(0, 2))
-    count = use.double().reshape(n, c, -1).sum(dim=(0, 2))
-    return ssim_sum, count
+    return ssim.reshape(n, c, h, w), use.reshape(n, c, h, w)
+
+
+def masked_ssim_sums(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    data_range: Sequence[float],
+    window: int = 11,
+    sigma: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per band, the sum of the masked SSIM map (:func:`masked_ssim_map`) and the number of pixels summed.
+
+    Returns:
+        ``(ssim_sum, count)``, each a float64 tensor of shape (C,).
+    """
+    ssim, use = masked_ssim_map(pred, target, valid, data_range, window, sigma)
+    return (ssim * use).sum(dim=(0, 2, 3)), use.double().sum(dim=(0, 2, 3))
 
 
 class MetricAccumulator:

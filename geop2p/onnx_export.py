@@ -58,22 +58,25 @@ Example:
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from geop2p import __version__
-from geop2p.errors import ChipSizeError, InputError, MissingDependencyError
+from geop2p.errors import ChipSizeError, InputError, MissingDependencyError, SizeMultipleError
+from geop2p.formats import BundleHeader, jsonsafe
 from geop2p.io.atomic import atomic_path, check_output_free
+from geop2p.models import required_divisor
+from geop2p.models.bundle import load_bundle
 from geop2p.normalize import Normalizer
+from geop2p.tiling import check_overlap
 
 __all__ = [
     "DEEPNESS_MODEL_TYPE",
@@ -110,8 +113,8 @@ class OnnxExportConfig:
     Attributes:
         tile_size: side of the fixed square input in pixels; ``None`` = the bundle's chip size.
             Must be a multiple of the generator's divisor (32 for an smp U-Net).
-        overlap: overlap between tiles in pixels, written as Deepness's ``tiles_overlap``
-            percentage; ``None`` = the bundle's ``recommended_overlap`` (else a quarter tile).
+        overlap: overlap between tiles in pixels, 0 to half the tile, written as Deepness's
+            ``tiles_overlap`` percentage; ``None`` = the bundle's ``recommended_overlap``.
         opset: ONNX opset version.
         input_scale: the graph multiplies its input by this before normalising;
             255 matches Deepness (which divides pixel values by 255), 1 feeds raw values.
@@ -203,15 +206,14 @@ class NormalizedGenerator(nn.Module):
         return self.generator(z) * self.out_scale + self.out_offset
 
 
-def _bundle_resolution(meta: dict) -> float | None:
+def _bundle_resolution(header: BundleHeader) -> float | None:
     """The training pixel size in metres, from the bundle's ``input.pixel_size`` and ``input.crs``.
 
     ``None`` when the bundle records no pixel size (older bundles, pixel-space
     chips) or its CRS is not in metres (e.g. degrees of EPSG:4326), where a
     pixel size in metres would be a guess.
     """
-    side = meta.get("input", {})
-    size, crs = side.get("pixel_size"), side.get("crs")
+    size, crs = header.input.pixel_size, header.input.crs
     if not size or not crs:
         return None
     from rasterio.crs import CRS
@@ -225,8 +227,11 @@ def _bundle_resolution(meta: dict) -> float | None:
     return float(size[0])
 
 
-def deepness_metadata(meta: dict, tile_size: int, overlap: int, resolution_m: float | None, input_scale: float) -> dict:
-    """The Deepness metadata properties (as Python values) for a bundle's metadata document.
+def deepness_metadata(
+    meta: BundleHeader | Mapping[str, Any], tile_size: int, overlap: int, resolution_m: float | None,
+    input_scale: float,
+) -> dict:
+    """The Deepness metadata properties (as Python values) for a bundle's header (or its JSON document).
 
     Example:
         >>> meta = {"input": {"band_names": ["elevation"]}, "target": {"band_names": ["red", "green", "blue"]}}
@@ -234,6 +239,8 @@ def deepness_metadata(meta: dict, tile_size: int, overlap: int, resolution_m: fl
         >>> md["model_type"], md["tiles_overlap"], md["resolution"], md["class_names"][2]
         ('Regressor', 25, 3000.0, 'blue')
     """
+    if isinstance(meta, BundleHeader):
+        meta = meta.to_dict()
     in_bands = list(meta.get("input", {}).get("band_names") or [])
     out_bands = list(meta.get("target", {}).get("band_names") or [])
     n_in = len(in_bands) or int(meta.get("generator", {}).get("in_channels", 0))
@@ -259,39 +266,16 @@ def deepness_metadata(meta: dict, tile_size: int, overlap: int, resolution_m: fl
     return md
 
 
-def _load(model_path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    from geop2p.models.bundle import load_bundle
-
-    generator, header = load_bundle(model_path, device="cpu")
-    return generator, header.to_dict()
-
-
-def _resolve_tile(meta: dict, generator_spec: dict, config: OnnxExportConfig) -> tuple[int, int]:
-    from geop2p.models import required_divisor
-
-    chip = int(meta.get("chip_size") or 0)
-    tile = int(config.tile_size) if config.tile_size is not None else chip
-    if tile <= 0:
-        raise ChipSizeError("The bundle records no chip size; pass --tile-size N (a multiple of 32).")
-    divisor = int(required_divisor(generator_spec))
+def _resolve_tile(header: BundleHeader, config: OnnxExportConfig) -> tuple[int, int]:
+    """``(tile, overlap)``: the tile (default the chip size) checked against the generator's divisor, the overlap
+    (default the bundle's recommended one) by the one overlap rule, :func:`geop2p.tiling.check_overlap`.
+    """
+    tile = int(config.tile_size) if config.tile_size is not None else header.chip_size
+    divisor = int(required_divisor(header.generator))
     if tile % divisor:
-        lower = max(divisor, tile // divisor * divisor)
-        raise ChipSizeError(
-            f"--tile-size {tile} is not a multiple of {divisor}, which the "
-            f"{generator_spec.get('architecture', 'generator')} needs; use {lower} or {lower + divisor}."
-        )
-    if config.overlap is not None:
-        overlap = int(config.overlap)
-    elif meta.get("recommended_overlap") is not None:
-        overlap = int(meta["recommended_overlap"])
-    else:
-        overlap = tile // 4
-    if overlap >= tile // 2:
-        raise InputError(
-            f"--overlap {overlap} px is too large for {tile} px tiles; "
-            f"use less than half a tile (at most {tile // 2 - 1} px)."
-        )
-    return tile, overlap
+        raise SizeMultipleError(tile, divisor, "--tile-size", "Tile size", f"which the {header.architecture} needs")
+    overlap = config.overlap if config.overlap is not None else header.recommended_overlap
+    return tile, check_overlap(overlap, tile, "--overlap")
 
 
 def export_onnx(
@@ -316,7 +300,8 @@ def export_onnx(
 
     Raises:
         BundleError: the model is missing, not a bundle, or a pickle.
-        ChipSizeError: the tile size does not suit the generator.
+        SizeMultipleError: the tile size does not suit the generator.
+        InputError: the overlap is not from 0 to half the tile.
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
         MissingDependencyError: the ``onnx`` package is missing.
 
@@ -331,13 +316,12 @@ def export_onnx(
         logger.warning("Output '%s' does not end in .onnx; QGIS/Deepness look for .onnx files.", out)
 
     say("loading the bundle")
-    generator, meta = _load(model_path)
+    generator, header = load_bundle(model_path, device="cpu")
     generator = generator.eval().cpu().float()
-    tile, overlap = _resolve_tile(meta, meta.get("generator", {}), config)
-    in_norm = Normalizer.from_dict(meta["input"]["normalizer"])
-    out_norm = Normalizer.from_dict(meta["target"]["normalizer"])
+    tile, overlap = _resolve_tile(header, config)
+    in_norm, out_norm = header.input.normalizer, header.target.normalizer
     n_in, n_out = in_norm.n_bands, out_norm.n_bands
-    resolution = config.resolution_m if config.resolution_m is not None else _bundle_resolution(meta)
+    resolution = config.resolution_m if config.resolution_m is not None else _bundle_resolution(header)
     if resolution is None:
         logger.warning(
             "The bundle records no pixel size, so the ONNX metadata has no 'resolution'; Deepness will ask for one. "
@@ -364,16 +348,16 @@ def export_onnx(
     model = onnx.load_from_string(buffer.getvalue())
 
     say("writing metadata")
-    metadata = deepness_metadata(meta, tile, overlap, resolution, config.input_scale)
+    metadata = deepness_metadata(header, tile, overlap, resolution, config.input_scale)
     del model.metadata_props[:]
     for key, value in metadata.items():
         prop = model.metadata_props.add()
         prop.key = key
-        prop.value = json.dumps(value)
+        prop.value = jsonsafe.dumps(value, indent=None)
     model.producer_name = "geop2p"
     model.producer_version = __version__
     model.doc_string = (
-        f"geop2p pix2pix generator {meta.get('generator', {}).get('architecture', '')}: "
+        f"geop2p pix2pix generator {header.architecture}: "
         f"{n_in} input band(s) -> {n_out} target band(s); input = raw / {config.input_scale:g}, "
         "output in target units."
     )

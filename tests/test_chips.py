@@ -6,7 +6,8 @@ import pytest
 from rasterio.windows import Window
 
 from geop2p.chips import ChipSpec, chip_id, chip_windows, nearest_multiple
-from geop2p.errors import ChipSizeError, InputError
+from geop2p import errors
+from geop2p.errors import ChipSizeError, InputError, SizeMultipleError
 
 
 @pytest.mark.parametrize("size, suggestion", [(250, 256), (100, 96), (10, 32), (48, 64)])
@@ -14,6 +15,21 @@ def test_size_not_multiple_of_32_suggests_nearest(size, suggestion):
     with pytest.raises(ChipSizeError, match=f"--size {suggestion}"):
         ChipSpec(size)
     assert nearest_multiple(size) == suggestion
+
+
+def test_size_error_is_the_one_size_multiple_message():
+    with pytest.raises(SizeMultipleError) as info:
+        ChipSpec(100)
+    assert str(info.value) == "Chip size 100 is not a multiple of 32 (the U-Net halves it 5 times); use --size 96."
+    assert (info.value.size, info.value.divisor, info.value.flag, info.value.suggestion) == (100, 32, "--size", 96)
+    for size in (0, -64, 16):
+        with pytest.raises(SizeMultipleError, match=f"Chip size {size} is not a multiple of 32.*use --size 32"):
+            ChipSpec(size)
+
+
+@pytest.mark.parametrize("value, multiple", [(250, 32), (10, 32), (48, 32), (100, 64), (0, 32), (-40, 32), (250.0, 32)])
+def test_nearest_multiple_is_the_errors_rule(value, multiple):
+    assert nearest_multiple(value, multiple) == errors.nearest_multiple(value, multiple)
 
 
 @pytest.mark.parametrize("stride", [0, -32, 1.5])

@@ -74,9 +74,42 @@ def test_raw_input_and_tile_size(tiny_unet_bundle, tmp_path):
 
 
 def test_bad_tile_size_suggests_multiples(tiny_unet_bundle, tmp_path):
-    with pytest.raises(ChipSizeError, match=r"not a multiple of 8.*use 96 or 104"):
+    with pytest.raises(ChipSizeError, match=r"Tile size 100 is not a multiple of 8 .*use --tile-size 104"):
         export_onnx(tiny_unet_bundle, tmp_path / "m.onnx", OnnxExportConfig(tile_size=100))
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_overlap_follows_the_one_overlap_rule(tiny_unet_bundle, tmp_path):
+    """0 to half the tile (geop2p.tiling.check_overlap), the same rule as prediction's."""
+    with pytest.raises(InputError, match=r"--overlap 33 is not a whole number of pixels from 0 to 32"):
+        export_onnx(tiny_unet_bundle, tmp_path / "m.onnx", OnnxExportConfig(overlap=33))
+    assert not list(tmp_path.glob("*.onnx"))
+    export_onnx(tiny_unet_bundle, tmp_path / "half.onnx", OnnxExportConfig(overlap=32))
+    assert _metadata(tmp_path / "half.onnx")["tiles_overlap"] == 50
+    with pytest.raises(InputError, match=r"--overlap 16 is not a whole number of pixels from 0 to 12"):
+        export_onnx(tiny_unet_bundle, tmp_path / "small.onnx", OnnxExportConfig(tile_size=24))  # recommended 16
+
+
+def test_metadata_values_are_written_under_the_json_policy(tmp_path):
+    """Non-finite numbers in the bundle (NaN nodata, a NaN metric) travel as "nan" strings, never as bare NaN."""
+    from geop2p.models import build_generator
+    from geop2p.models.bundle import save_bundle
+
+    spec = {"architecture": "linear", "in_channels": 1, "out_channels": 1, "params": {}}
+    norm = {"method": "minmax", "offset": [0.0], "scale": [100.0], "clip": True, "low": None, "high": None}
+    meta = {
+        "input": {"bands": [1], "band_names": ["dem"], "dtype": "float32", "nodata": float("nan"), "normalizer": norm},
+        "target": {"band_names": ["grey"], "dtype": "float32", "nodata": float("-inf"), "normalizer": norm},
+        "chip_size": 32, "recommended_overlap": 8, "training": {"best_metrics": {"val_ssim": float("nan")}},
+    }
+    bundle = save_bundle(tmp_path / "nan.safetensors", build_generator(spec), meta)
+    export_onnx(bundle, tmp_path / "m.onnx")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert not any(word in v for v in props.values() for word in ("NaN", "Infinity"))
+    assert props["class_names"] == '{"0": "grey"}'
+    doc = json.loads(props["geop2p"])["bundle"]
+    assert doc["input"]["nodata"] == "nan" and doc["target"]["nodata"] == "-inf"
+    assert doc["training"]["best_metrics"]["val_ssim"] == "nan"
 
 
 def test_output_exists_is_refused(tiny_unet_bundle, tmp_path):

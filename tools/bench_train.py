@@ -39,8 +39,7 @@ from rasterio.crs import CRS
 from geop2p.losses import GANLoss, masked_l1
 from geop2p.models import build_discriminator, build_generator
 from geop2p.stats import StatsAccumulator
-from geop2p.train import TrainProgress, train
-from geop2p.train_config import TrainConfig
+from geop2p.train import TrainConfig, TrainProgress, train
 
 ARCHS = {
     "smp-resnet34": {"generator": "smp-unet", "encoder": "resnet34"},

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -61,6 +63,15 @@ class LazyGroup(click.Group):
                 click.echo(traceback.format_exc().rstrip(), err=True)
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: the command has already removed what it had half written
+            click.echo("Interrupted; nothing half-written was left behind.", err=True)
+            ctx.exit(130)
+
+
+def _terminate_like_interrupt(signum, frame) -> None:
+    """SIGTERM (what schedulers and `timeout` send) unwinds like Ctrl-C, so partial outputs are cleaned up."""
+    raise KeyboardInterrupt
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -99,4 +110,9 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 def main() -> None:
     """Entry point of the ``geop2p`` console script."""
+    from geop2p.io.gdal_log import route_gdal_messages
+
+    route_gdal_messages()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_like_interrupt)
     cli(prog_name="geop2p")

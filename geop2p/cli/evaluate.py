@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -39,5 +38,5 @@ def command(ctx: click.Context, model: Path, chips_dir: Path, split: str, json_o
     click.echo(report.format_table())
     if json_out is not None:
         with atomic_path(json_out, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+            tmp.write_text(report.to_json())
         click.echo(f"Wrote {json_out}")

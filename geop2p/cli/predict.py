@@ -25,7 +25,7 @@ __all__ = ["command"]
               help="Window size in pixels, a multiple of 32. Default: the model's chip size.")
 @click.option("--overlap", type=int, default=None,
               help="Pixels shared by neighbouring windows, blended with cosine ramps. "
-                   "Default: the model's recommended overlap (else a quarter of the window).")
+                   "Default: the model's recommended overlap; at most half the window.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Windows per forward pass.")
 @device_option
 @click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,

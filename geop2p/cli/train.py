@@ -54,8 +54,7 @@ def command(ctx: click.Context, chips_dir: Path, out_dir: Path, config_path: Pat
     DistributedDataParallel:
       torchrun --nproc_per_node 4 -m geop2p train chips/ --out run/
     """
-    from geop2p.train import train
-    from geop2p.train_config import TrainConfig
+    from geop2p.train import TrainConfig, train
 
     if config_path is not None:
         config = TrainConfig.from_yaml(config_path)

@@ -11,15 +11,96 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-from geop2p.errors import OutputExistsError
+from geop2p.errors import DiskFullError, Geop2pError, OutputExistsError, WriteError
 
-__all__ = ["atomic_path", "check_output_free", "temporary_sibling", "output_mode"]
+__all__ = [
+    "atomic_path",
+    "check_output_free",
+    "disk_is_full",
+    "output_mode",
+    "temporary_sibling",
+    "write_error",
+    "writing",
+]
+
+#: free space below which a failed write is blamed on a full disk (GDAL does not always say ENOSPC)
+_FULL_BYTES = 1024 * 1024
+
+
+def disk_is_full(exc: BaseException, path: str | os.PathLike) -> bool:
+    """True when ``exc`` (raised while writing ``path``) comes from a full disk.
+
+    Python says so with ``ENOSPC``; GDAL and SQLite sometimes only say "write
+    failed", so the free space of the file system holding ``path`` decides then.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    if "no space left" in text or "disk is full" in text or "disk full" in text:
+        return True
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < _FULL_BYTES
+
+
+def write_error(path: str | os.PathLike, exc: BaseException, resume: str | None = None) -> WriteError:
+    """The one-line error for a failed write of ``path``: :class:`DiskFullError` for a full disk, else WriteError.
+
+    Args:
+        path: what was being written.
+        exc: the low-level error.
+        resume: how to finish afterwards, e.g. ``"run again with --resume"`` (default: run the command again).
+
+    Example:
+        >>> print(write_error("/out/a.tif", OSError(errno.ENOSPC, "No space left on device")))
+        No space left on device while writing '/out/a.tif'; free space and run the command again.
+        >>> print(write_error("/ro/a.tif", PermissionError(errno.EACCES, "Permission denied")))
+        Cannot write '/ro/a.tif': Permission denied; choose a folder you can write to.
+    """
+    again = resume or "run the command again"
+    if disk_is_full(exc, path):
+        return DiskFullError(f"No space left on device while writing '{path}'; free space and {again}.")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return WriteError(f"Cannot write '{path}': {exc.strerror}; choose a folder you can write to.")
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return WriteError(f"Cannot write '{path}' ({detail}); check the disk and the folder's permissions, then {again}.")
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, resume: str | None = None) -> Iterator[None]:
+    """Turn any low-level failure while writing ``path`` into one clear :class:`WriteError` (see :func:`write_error`).
+
+    geop2p's own errors pass through unchanged.
+
+    Example:
+        >>> with writing("/nonexistent/folder/out.tif"):  # doctest: +ELLIPSIS
+        ...     open("/nonexistent/folder/out.tif", "w")
+        Traceback (most recent call last):
+        ...
+        geop2p.errors.WriteError: Cannot write '/nonexistent/folder/out.tif' (...
+    """
+    try:
+        yield
+    except Geop2pError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - OSError, RasterioIOError, pyogrio's and safetensors' errors alike
+        library = type(exc).__module__.split(".")[0] in ("rasterio", "pyogrio", "safetensors")
+        torch_write = isinstance(exc, RuntimeError) and "writ" in str(exc).lower()  # torch.save: "file write failed"
+        if isinstance(exc, OSError) or library or torch_write:
+            raise write_error(path, exc, resume) from exc
+        raise
 
 
 def output_mode() -> int:

@@ -155,7 +155,7 @@ def write_bundle(
     if path.suffix.lower() != BUNDLE_SUFFIX:
         raise InputError(f"Model bundle name '{path}' must end with {BUNDLE_SUFFIX}, e.g. run/model.safetensors.")
     check_output_free(path, overwrite)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}  # keeps 0-d arrays 0-d
     text = jsonsafe.dumps(header.to_dict(), indent=None)
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file(arrays, str(tmp), metadata={METADATA_KEY: text})

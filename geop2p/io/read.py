@@ -21,9 +21,10 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from geop2p.errors import BandIndexError, RasterReadError
+from geop2p.formats.jsonsafe import nodata_to_json
 from geop2p.grid import GeoGrid
 
-__all__ = ["RasterInfo", "open_raster", "raster_info", "read_raster", "check_bands", "valid_mask", "nodata_to_json"]
+__all__ = ["RasterInfo", "open_raster", "raster_info", "read_raster", "check_bands", "valid_mask"]
 
 
 @contextlib.contextmanager
@@ -90,23 +91,6 @@ class RasterInfo:
             "descriptions": list(self.descriptions),
             "has_mask": self.has_mask,
         }
-
-
-def nodata_to_json(value: float | None) -> float | int | str | None:
-    """A nodata (or any raster) value as geop2p's JSON files write it: a number, ``"nan"``, ``"inf"``/``"-inf"`` or ``None``.
-
-    Example:
-        >>> nodata_to_json(float("nan")), nodata_to_json(-9999.0), nodata_to_json(float("-inf")), nodata_to_json(None)
-        ('nan', -9999, '-inf', None)
-    """
-    if value is None:
-        return None
-    value = float(value)
-    if np.isnan(value):
-        return "nan"
-    if np.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return int(value) if value.is_integer() else value
 
 
 def raster_info(path: str | os.PathLike) -> RasterInfo:

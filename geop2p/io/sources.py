@@ -56,7 +56,8 @@ from rasterio.windows import Window
 
 from geop2p.errors import GridMismatchError, InputError, NoOverlapError, RasterReadError
 from geop2p.grid import GeoGrid, format_bounds
-from geop2p.io.read import RasterInfo, check_bands, nodata_to_json, raster_info, valid_mask
+from geop2p.formats.jsonsafe import nodata_to_json
+from geop2p.io.read import RasterInfo, check_bands, raster_info, valid_mask
 
 __all__ = [
     "RESAMPLING_NAMES",

@@ -33,7 +33,7 @@ from geop2p.io.bundle_file import read_bundle_header, read_bundle_tensors, write
 from geop2p.models.generators import build_generator, resolve_generator_spec
 from geop2p.normalize import Normalizer
 
-__all__ = ["ModelBundle", "load_bundle", "read_bundle", "save_bundle", "unwrap"]
+__all__ = ["ModelBundle", "header_for", "load_bundle", "read_bundle", "save_bundle", "unwrap"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,15 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module
 
 
-def _header(generator: nn.Module, meta: BundleHeader | Mapping[str, Any]) -> BundleHeader:
-    """The header to write: ``meta`` completed with format fields and the module's spec, then checked."""
+def header_for(generator: nn.Module, meta: BundleHeader | Mapping[str, Any]) -> BundleHeader:
+    """The bundle header of ``generator``: ``meta`` completed with the format fields and the module's spec, checked.
+
+    ``meta`` may be a :class:`BundleHeader` (returned as it is) or its document lacking ``format``,
+    ``format_version``, ``geop2p_version`` or ``generator`` (taken from ``generator.spec``).
+
+    Raises:
+        BundleError: the document is invalid, or lacks ``generator`` and the module has no ``.spec``.
+    """
     if isinstance(meta, BundleHeader):
         return meta
     if not isinstance(meta, Mapping):
@@ -189,7 +196,7 @@ def save_bundle(
     generator = unwrap(generator)
     path = Path(path)
     check_output_free(path, overwrite)
-    header = _header(generator, meta)
+    header = header_for(generator, meta)
     try:
         spec = resolve_generator_spec(header.generator)
     except ConfigError as exc:

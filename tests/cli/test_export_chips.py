@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -48,13 +50,38 @@ def test_config_file_and_flags_override(pair, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sise: 64\n")
     r = _run("export-chips", pair.input, pair.target, tmp_path / "x", "--config", bad)
-    assert r.exit_code == 1 and "valid options" in r.output and not (tmp_path / "x").exists()
+    assert r.exit_code == 1 and "valid export options" in r.output and not (tmp_path / "x").exists()
 
 
 def test_dry_run_writes_nothing(pair, tmp_path):
     r = _run("export-chips", pair.input, pair.target, tmp_path / "chips", *SMALL, "--dry-run")
     assert r.exit_code == 0 and "16 chips of 32 px planned" in r.output
     assert not (tmp_path / "chips").exists()
+
+
+_NO_TORCH = """
+import sys
+from geop2p.cli import cli
+try:
+    cli.main(sys.argv[1:], prog_name="geop2p")
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_dry_run_and_export_do_not_import_torch(pair, tmp_path):
+    base = [sys.executable, "-c", _NO_TORCH, "export-chips", str(pair.input), str(pair.target)]
+    dry = subprocess.run([*base, str(tmp_path / "dry"), *SMALL, "--dry-run"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert "16 chips of 32 px planned" in dry.stdout and "torch imported: False" in dry.stdout
+    assert not (tmp_path / "dry").exists()
+    run = subprocess.run([*base, str(tmp_path / "chips"), *SMALL], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "16 chips" in run.stdout and "torch imported: False" in run.stdout
+    import_only = subprocess.run([sys.executable, "-c", "import sys, geop2p.export; print('torch' in sys.modules)"],
+                                 capture_output=True, text=True)
+    assert import_only.returncode == 0 and import_only.stdout.strip() == "False", import_only.stderr
 
 
 @pytest.mark.parametrize(

@@ -120,7 +120,7 @@ def test_window_not_multiple_of_32(identity_bundle, scene, tmp_path, window, nea
     result = _run("predict", src, "--model", identity_bundle, "--window", window)
     assert result.exit_code != 0
     line = _error_line(result)
-    assert f"Window size {window} is not a multiple of 32" in line and f"use {nearest}" in line
+    assert f"Window size {window} is not a multiple of 32" in line and f"use --window {nearest}" in line
     assert _pred_files(tmp_path) == []
 
 

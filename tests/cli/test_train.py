@@ -63,7 +63,7 @@ def test_train_cli_bad_config_and_folder(tmp_path, tiny_yaml, chip_folder_ro):
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rate: 0.1\n")
     res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(tmp_path / "run"), "--config", str(bad)])
-    assert res.exit_code == 1 and "learning_rate" in res.output and "valid keys:" in res.output
+    assert res.exit_code == 1 and "learning_rate" in res.output and "valid training options:" in res.output
     empty = tmp_path / "empty"
     empty.mkdir()
     res = CliRunner().invoke(cli, ["train", str(empty), "--out", str(tmp_path / "run"), "--config", str(tiny_yaml)])

@@ -270,3 +270,13 @@ def test_save_unwraps_data_parallel(tmp_path, linear_spec, meta):
     path = save_bundle(tmp_path / "m.safetensors", torch.nn.DataParallel(g), meta)
     loaded, _ = load_bundle(path)
     assert set(loaded.state_dict()) == set(g.state_dict())  # no 'module.' prefix
+
+
+def test_tensor_shapes_and_dtypes_are_kept_exactly(tmp_path, tiny_smp_spec, meta):
+    """0-d buffers (BatchNorm's num_batches_tracked) stay 0-d in the file, not (1,)."""
+    g = _trained_like(tiny_smp_spec)
+    path = save_bundle(tmp_path / "m.safetensors", g, meta)
+    stored = read_bundle(path).state_dict
+    assert any(v.ndim == 0 for v in g.state_dict().values())
+    for key, value in g.state_dict().items():
+        assert stored[key].shape == value.shape and stored[key].dtype == value.dtype, key

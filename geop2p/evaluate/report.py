@@ -1,0 +1,77 @@
+"""The result of ``geop2p evaluate``: per-band metrics of a model and of the linear baseline.
+
+Example:
+    >>> m = {"bands": {"dem": {"mae": 1.0, "rmse": 2.0, "psnr": 30.0, "ssim": float("nan")}},
+    ...      "mae": 1.0, "rmse": 2.0, "psnr": 30.0, "ssim": float("nan")}
+    >>> r = EvaluationReport("model.safetensors", "chips", "test", 2, ("dem",), m, None, 0)
+    >>> r.to_dict()["model"]["ssim"], r.to_dict()["baseline"]["metrics"]
+    ('nan', None)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geop2p.formats import jsonsafe
+from geop2p.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+
+__all__ = ["EvaluationReport"]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Per-band metrics of a model and of the linear baseline on one split.
+
+    Attributes:
+        model_path: the bundle evaluated.
+        chips_dir: the chip folder.
+        split: the split scored.
+        n_chips: chips scored.
+        band_names: target bands.
+        model: ``MetricAccumulator.compute()`` of the model.
+        baseline: the same for the linear baseline, or None (no train pixels to fit it).
+        baseline_pixels: train pixels the baseline was fitted on.
+    """
+
+    model_path: str
+    chips_dir: str
+    split: str
+    n_chips: int
+    band_names: tuple[str, ...]
+    model: dict[str, Any]
+    baseline: dict[str, Any] | None
+    baseline_pixels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON values (:mod:`geop2p.formats.jsonsafe`: NaN/±inf become ``"nan"``/``"inf"``/``"-inf"``)."""
+        return jsonsafe.to_json({
+            "model_path": self.model_path, "chips_dir": self.chips_dir, "split": self.split,
+            "n_chips": self.n_chips, "band_names": list(self.band_names), "model": self.model,
+            "baseline": {"kind": "linear least squares on the train split", "train_pixels": self.baseline_pixels,
+                         "metrics": self.baseline},
+        })
+
+    def to_json(self) -> str:
+        """The report as JSON text, written under the one JSON policy (:func:`geop2p.formats.jsonsafe.dumps`)."""
+        return jsonsafe.dumps(self.to_dict(), indent=2)
+
+    def format_table(self) -> str:
+        """A plain-text table: one row per band and metric, model vs baseline, the better one marked."""
+        head = f"{Path(self.model_path).name} on {self.n_chips} {self.split} chip(s) of {self.chips_dir}"
+        width = max([len("band")] + [len(b) for b in self.band_names] + [len("mean")])
+        lines = [head, f"{'band':<{width}}  {'metric':<6}  {'model':>12}  {'linear baseline':>15}  better"]
+        for band in list(self.band_names) + (["mean"] if len(self.band_names) > 1 else []):
+            m = self.model if band == "mean" else self.model["bands"][band]
+            b = None if self.baseline is None else (self.baseline if band == "mean" else self.baseline["bands"][band])
+            for k in METRIC_NAMES:
+                mv, bv = m[k], (b[k] if b is not None else math.nan)
+                if math.isnan(mv) or math.isnan(bv):
+                    better = ""
+                else:
+                    model_wins = mv > bv if k in HIGHER_IS_BETTER else mv < bv
+                    better = "model" if model_wins else ("tie" if mv == bv else "baseline")
+                lines.append(f"{band:<{width}}  {k.upper():<6}  {mv:>12.4g}  {bv:>15.4g}  {better}")
+        return "\n".join(lines)
