@@ -25,6 +25,7 @@ __all__ = [
     "check_output_free",
     "disk_is_full",
     "output_mode",
+    "sweep_partials",
     "temporary_sibling",
     "write_error",
     "writing",
@@ -123,9 +124,49 @@ def check_output_free(path: str | os.PathLike, overwrite: bool, flag: str = "--o
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A unique hidden name in the same folder as ``path`` (same suffix, so drivers are guessed right)."""
+    """A unique hidden name beside ``path``: ``.{stem}.partial-{pid}-{random}{suffix}`` (same suffix, so GDAL
+    guesses the driver right; the pid lets a later run tell a stale partial from a live one).
+
+    Example:
+        >>> name = temporary_sibling("out/scene_pred.tif").name
+        >>> name.startswith(f".scene_pred.partial-{os.getpid()}-") and name.endswith(".tif")
+        True
+    """
     p = Path(path)
-    return p.with_name(f".{p.stem}.partial-{uuid.uuid4().hex[:8]}{p.suffix}")
+    return p.with_name(f".{p.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{p.suffix}")
+
+
+def sweep_partials(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a *dead* process left for ``path`` (killed with ``kill -9``, power cut...).
+
+    Only names :func:`temporary_sibling` makes for this very ``path`` are
+    considered, with their sidecars (GDAL's ``.aux.xml``/``.msk``, SQLite's
+    ``-wal``/``-shm``); those of a process that is still running are kept, and so
+    are names without a pid (geop2p 0.1's, whose owner cannot be known).
+
+    Returns:
+        The files removed.
+    """
+    from geop2p.io.lock import pid_alive
+
+    p = Path(path)
+    removed = []
+    prefix = f".{p.stem}.partial-"
+    if not p.parent.is_dir():
+        return removed
+    for candidate in p.parent.glob(f"{prefix}*"):
+        pid_text = candidate.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+            continue
+        try:
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            continue
+    return removed
 
 
 @contextlib.contextmanager
