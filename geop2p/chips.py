@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rasterio.windows import Window
@@ -20,10 +21,15 @@ from rasterio.windows import Window
 from geop2p.errors import ChipSizeError, InputError, SizeMultipleError
 from geop2p.errors import nearest_multiple as _nearest_multiple
 
-__all__ = ["ChipSpec", "chip_windows", "chip_id", "nearest_multiple", "SIZE_MULTIPLE"]
+__all__ = ["ChipSpec", "chip_windows", "chip_id", "nearest_multiple", "SIZE_MULTIPLE", "MAX_CHIP_SIZE", "MAX_PIXELS"]
 
 #: Chip sizes must be multiples of this (a U-Net halves the chip five times).
 SIZE_MULTIPLE = 32
+#: The largest chip edge: an 8192² chip of 4 float32 bands is already 1 GiB, far more than one training
+#: sample can use (pix2pix trains on 256-1024 px).
+MAX_CHIP_SIZE = 8192
+#: The largest pixel count any offset, stride or distance may have: what GDAL's int32 windows can address.
+MAX_PIXELS = 2**31 - 1
 
 
 def nearest_multiple(value: int, multiple: int = SIZE_MULTIPLE) -> int:
@@ -43,8 +49,8 @@ class ChipSpec:
     """How chips are cut: ``size`` × ``size`` pixels every ``stride`` pixels, kept when ``min_valid`` of them are valid.
 
     Attributes:
-        size: chip edge in pixels, a positive multiple of 32.
-        stride: step between chip origins in pixels (default: ``size``, no overlap).
+        size: chip edge in pixels, a positive multiple of 32, at most :data:`MAX_CHIP_SIZE`.
+        stride: step between chip origins in pixels (default: ``size``, no overlap), at most :data:`MAX_PIXELS`.
         min_valid: smallest fraction of valid pixels (0 < min_valid <= 1) a chip needs to be kept.
 
     Example:
@@ -65,13 +71,19 @@ class ChipSpec:
         if isinstance(size, bool) or not isinstance(size, int) and not (isinstance(size, float) and size.is_integer()):
             raise ChipSizeError(f"Chip size must be a whole number of pixels, got {size!r}; use e.g. --size 256.")
         size = int(size)
+        if size > MAX_CHIP_SIZE:
+            raise ChipSizeError(
+                f"Chip size {size} is larger than the largest chip geop2p cuts, {MAX_CHIP_SIZE} px; "
+                "pix2pix trains on chips of 256 to 1024 px: use e.g. --size 256."
+            )
         if size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
             raise SizeMultipleError(size, SIZE_MULTIPLE, "--size", "Chip size", "the U-Net halves it 5 times")
         object.__setattr__(self, "size", size)
         stride = size if self.stride is None else self.stride
-        if isinstance(stride, bool) or not float(stride).is_integer() or stride <= 0:
+        if (isinstance(stride, bool) or not isinstance(stride, (int, float)) or not math.isfinite(stride)
+                or not float(stride).is_integer() or not 0 < stride <= MAX_PIXELS):
             raise InputError(
-                f"Stride must be a positive whole number of pixels, got {stride!r}; "
+                f"Stride must be a positive whole number of pixels (at most {MAX_PIXELS}), got {stride!r}; "
                 f"use --stride {size} for chips side by side or --stride {size // 2} for half overlap."
             )
         object.__setattr__(self, "stride", int(stride))

@@ -18,11 +18,13 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from affine import Affine
 from rasterio.coords import BoundingBox
+import rasterio
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -32,7 +34,25 @@ from rasterio.windows import transform as window_transform
 
 from geop2p.errors import GridMismatchError, InputError
 
-__all__ = ["GeoGrid", "format_bounds"]
+__all__ = ["GeoGrid", "crs_label", "format_bounds"]
+
+
+def crs_label(crs: CRS | None) -> str:
+    """A short name of ``crs`` for messages: its authority code, else the name in its WKT, else its PROJ string.
+
+    Example:
+        >>> crs_label(CRS.from_epsg(32631)), crs_label(None)
+        ('EPSG:32631', 'pixel space')
+        >>> crs_label(CRS.from_wkt('LOCAL_CS["harbour survey grid",UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'))
+        "the CRS 'harbour survey grid'"
+    """
+    if crs is None:
+        return "pixel space"
+    text = crs.to_string()
+    name = re.match(r'\s*[A-Z_]+\["([^"]*)"', text)  # a WKT, whose first quoted string is the CRS's name
+    if name:
+        return f"the CRS '{name.group(1)}'"
+    return text if len(text) <= 120 else text[:120] + "..."
 
 
 def format_bounds(bounds: BoundingBox | tuple[float, float, float, float], crs: CRS | None) -> str:
@@ -43,8 +63,7 @@ def format_bounds(bounds: BoundingBox | tuple[float, float, float, float], crs: 
         '(0, 0, 1, 1) in pixel space'
     """
     vals = ", ".join(f"{v:.6g}" for v in tuple(bounds))
-    where = crs.to_string() if crs is not None else "pixel space"
-    return f"({vals}) in {where}"
+    return f"({vals}) in {crs_label(crs)}"
 
 
 @dataclass(frozen=True)
@@ -187,11 +206,38 @@ class GeoGrid:
             )
         if crs == self.crs:
             return self.bounds
-        return BoundingBox(*transform_bounds(self.crs, crs, *self.bounds, densify_pts=21))
+        try:
+            with rasterio.Env():  # GDAL's own messages go to rasterio's logger, not raw to stderr
+                left, bottom, right, top = transform_bounds(self.crs, crs, *self.bounds, densify_pts=21)
+        except Exception as exc:  # noqa: BLE001 - rasterio's CPLE_* errors for CRSes PROJ cannot relate
+            raise GridMismatchError(
+                f"Cannot express the bounds {format_bounds(self.bounds, self.crs)} in {crs_label(crs)}: PROJ knows "
+                f"no way between the two CRSes ({type(exc).__name__}); reproject one raster to the other's CRS "
+                "first (e.g. `gdalwarp -t_srs EPSG:XXXX in.tif out.tif`), or give both the same CRS."
+            ) from None
+        if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+            raise GridMismatchError(
+                f"The bounds {format_bounds(self.bounds, self.crs)} have no finite equivalent in "
+                f"{crs_label(crs)} (outside its area of use); reproject one raster to the other's CRS first "
+                "(e.g. `gdalwarp -t_srs EPSG:XXXX in.tif out.tif`)."
+            )
+        if crs.is_geographic and left > right:
+            # the footprint crosses the antimeridian (rasterio then returns left > right): keep it in one piece,
+            # with longitudes past 180° on the east
+            right += 360.0
+        return BoundingBox(left, bottom, right, top)
 
     def window_of(self, other: "GeoGrid") -> Window:
-        """The (fractional) window of this grid that ``other``'s footprint covers."""
+        """The (fractional) window of this grid that ``other``'s footprint covers.
+
+        On a geographic grid, ``other``'s longitudes are taken a whole turn (360°) east or west when that brings
+        them onto this grid: a grid may run past 180° (or -180°), as rasters crossing the antimeridian do.
+        """
         left, bottom, right, top = other.bounds_in(self.crs)
+        if self.crs is not None and self.crs.is_geographic:
+            own = self.bounds
+            turns = round(((own.left + own.right) - (left + right)) / 2.0 / 360.0)
+            left, right = left + 360.0 * turns, right + 360.0 * turns
         return window_from_bounds(left, bottom, right, top, transform=self.transform)
 
     def overlap_window(self, other: "GeoGrid") -> Window | None:

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from geop2p.errors import ChipFolderError
@@ -27,6 +28,7 @@ from geop2p.formats.chip_manifest import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME
 from geop2p.io.bundle_file import read_bundle_header
 from geop2p.io.chip_folder import read_manifest
 from geop2p.io.read import raster_info
+from geop2p.io.sources import probe_raster
 from geop2p.normalize import Normalizer
 
 __all__ = ["describe", "describe_bundle", "describe_chip_folder", "describe_raster", "format_description"]
@@ -84,13 +86,20 @@ def describe_chip_folder(path: str | os.PathLike) -> dict[str, Any]:
 def describe_raster(path: str | os.PathLike) -> dict[str, Any]:
     """Summary of a raster: size, bands, dtypes, nodata, CRS, transform, resolution, bounds, mask.
 
+    The first and last pixel of every band are read, so a truncated file is reported as such.
+
+    Raises:
+        RasterReadError: missing, not a raster, or truncated/corrupt.
+
     Example:
         >>> describe_raster("scene.tif")["crs"]  # doctest: +SKIP
         'EPSG:32631'
     """
-    with warnings.catch_warnings():
+    # inside an Env, GDAL's warnings about damaged files go to rasterio's logger instead of raw to stderr
+    with rasterio.Env(), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         info = raster_info(path)
+        probe_raster(path)
     d = info.to_dict()
     grid = info.grid
     return {

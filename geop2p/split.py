@@ -33,9 +33,10 @@ from typing import Sequence
 import numpy as np
 from rasterio.windows import Window
 
+from geop2p.chips import MAX_PIXELS
 from geop2p.errors import InputError
 
-__all__ = ["SplitSpec", "Split", "SPLITS", "SPLIT_MODES", "assign_splits", "window_gaps"]
+__all__ = ["SplitSpec", "Split", "SPLITS", "SPLIT_MODES", "MAX_SEED", "assign_splits", "window_gaps"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 #: Split modes.
 SPLIT_MODES: tuple[str, str] = ("blocks", "random")
+#: The largest split seed (numpy seeds are non-negative; 32 bits are plenty).
+MAX_SEED = 2**32 - 1
 
 #: A chip's split: ``"train"``, ``"val"``, ``"test"`` or ``None`` (dropped by the buffer).
 Split = str | None
@@ -58,9 +61,9 @@ class SplitSpec:
 
     Attributes:
         fractions: train, val, test fractions of chips (two values mean no test), summing to 1.
-        block_size: edge of the square spatial blocks, in pixels (``blocks`` mode).
-        buffer: minimum distance in pixels between any val/test pixel and any train pixel.
-        seed: seed of the block (or chip) shuffle.
+        block_size: edge of the square spatial blocks, in pixels (``blocks`` mode), 1 to ``MAX_PIXELS``.
+        buffer: minimum distance in pixels between any val/test pixel and any train pixel, 0 to ``MAX_PIXELS``.
+        seed: seed of the block (or chip) shuffle, 0 to :data:`MAX_SEED`.
         mode: ``"blocks"`` (spatial, default) or ``"random"`` (per chip, leaks, warns).
 
     Example:
@@ -100,13 +103,21 @@ class SplitSpec:
         object.__setattr__(self, "fractions", fr)
         for name in ("block_size", "buffer", "seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not float(value).is_integer():
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not float(value).is_integer()):
                 raise InputError(f"Split {name} must be a whole number, got {value!r}.")
             object.__setattr__(self, name, int(value))
         if self.block_size <= 0:
             raise InputError(f"Split block size must be > 0 pixels, got {self.block_size}; use e.g. --block-size 1024.")
         if self.buffer < 0:
             raise InputError(f"Split buffer must be >= 0 pixels, got {self.buffer}; use e.g. --buffer 256.")
+        for name, flag in (("block_size", "--block-size 1024"), ("buffer", "--buffer 256")):
+            if getattr(self, name) > MAX_PIXELS:
+                raise InputError(f"Split {name.replace('_', ' ')} must be at most {MAX_PIXELS} pixels, got "
+                                 f"{getattr(self, name)}; use e.g. {flag}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"Split seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}; "
+                             "use e.g. --seed 0.")
 
     def to_dict(self) -> dict:
         """The manifest's ``split`` object."""

@@ -349,6 +349,26 @@ class StatsAccumulator:
         """Add the valid pixels of ``data`` (bands, h, w)."""
         self.add(StatsPartial.from_array(data, valid, self.dtype))
 
+    def to_partial(self) -> StatsPartial:
+        """Everything accumulated so far as one (sparse) :class:`StatsPartial`: what a file stores so that
+        statistics of several chip folders can later be merged exactly (:meth:`add` it to another accumulator).
+
+        Example:
+            >>> a = StatsAccumulator("uint8", ["g"])
+            >>> a.update(np.array([[[1, 2], [3, 4]]], np.uint8), np.ones((2, 2), bool))
+            >>> b = StatsAccumulator("uint8", ["g"])
+            >>> b.add(a.to_partial())
+            >>> b.result() == a.result()
+            True
+        """
+        keys, counts = [], []
+        for row in self.hist:
+            nz = np.flatnonzero(row)
+            keys.append(nz.astype(np.int64))
+            counts.append(row[nz].astype(np.int64))
+        return StatsPartial(self.dtype, self.count.copy(), self.mean.copy(), self.m2.copy(), self.min.copy(),
+                            self.max.copy(), tuple(keys), tuple(counts))
+
     def merge(self, other: "StatsAccumulator") -> None:
         """Merge another accumulator (e.g. another worker's) into this one."""
         self._check(other.dtype, len(other.names))

@@ -96,3 +96,16 @@ def test_region_smaller_than_chip():
 
 def test_chip_id():
     assert chip_id(Window(256, 1024, 256, 256)) == "001024_000256"
+
+
+def test_size_and_stride_are_bounded():
+    """issue 8, case 9: --size/--stride 99999999999999999999 are one line, not a traceback later on."""
+    from geop2p.chips import MAX_CHIP_SIZE
+
+    with pytest.raises(ChipSizeError, match=f"larger than the largest chip geop2p cuts, {MAX_CHIP_SIZE} px"):
+        ChipSpec(99999999999999999999)
+    with pytest.raises(InputError, match="Stride must be a positive whole number of pixels \\(at most 2147483647\\)"):
+        ChipSpec(64, 99999999999999999999)
+    with pytest.raises(InputError, match="Stride"):
+        ChipSpec(64, float("nan"))
+    assert ChipSpec(MAX_CHIP_SIZE, 2**31 - 1).stride == 2**31 - 1

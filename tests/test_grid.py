@@ -75,3 +75,37 @@ def test_check_same_names_attribute():
 
 def test_format_bounds():
     assert format_bounds((1, 2, 3, 4), UTM31) == "(1, 2, 3, 4) in EPSG:32631"
+
+
+# ---------------------------------------------------------------------------------------------- antimeridian (issue 8)
+
+WGS84 = CRS.from_epsg(4326)
+UTM60S = CRS.from_epsg(32760)
+
+
+def _utm60s_grid_across_180() -> GeoGrid:
+    """About 180.07° ± 0.09° at 40° S: UTM 60S, 150 × 100 px of 100 m."""
+    return GeoGrid(100, 150, Affine(100, 0, 755000, 0, -100, 5575000), UTM60S)
+
+
+def test_bounds_across_the_antimeridian_stay_in_one_piece():
+    left, bottom, right, top = _utm60s_grid_across_180().bounds_in(WGS84)
+    assert 179.8 < left < 180 < right < 180.3 and right - left < 0.3  # rasterio alone gives left > right
+
+
+def test_window_of_a_footprint_across_180_on_either_side_of_a_geographic_grid():
+    utm = _utm60s_grid_across_180()
+    east = GeoGrid(100, 200, Affine(0.002, 0, 179.9, 0, -0.002, -39.9), WGS84)  # 179.9° .. 180.3°
+    west = GeoGrid(100, 200, Affine(0.002, 0, -180.1, 0, -0.002, -39.9), WGS84)  # -180.1° .. -179.7°
+    for grid, meridian in ((east, 180.0), (west, -180.0)):
+        window = grid.overlap_window(utm)
+        assert window is not None and window.width > 80 and window.height > 40, grid
+        left, _, right, _ = grid.window_bounds(window)
+        assert left < meridian < right and right - left < 0.2, (left, right)  # the footprint, crossing 180°
+
+
+def test_crses_proj_cannot_relate_are_one_grid_mismatch_error():
+    local = CRS.from_wkt('LOCAL_CS["harbour survey grid",UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]')
+    with pytest.raises(GridMismatchError, match=r"in EPSG:32631: PROJ knows no way between the two CRSes.*gdalwarp"):
+        GeoGrid(10, 10, Affine(1, 0, 0, 0, -1, 10), local).bounds_in(UTM31)
+    assert "harbour survey grid" in format_bounds((0, 0, 1, 1), local)

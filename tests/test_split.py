@@ -82,3 +82,18 @@ def test_window_gaps():
     assert window_gaps(Window(0, 0, 32, 32), Window(32, 0, 32, 32)) == 0
     assert window_gaps(Window(0, 0, 32, 32), Window(16, 16, 32, 32)) == -16
     assert window_gaps(Window(0, 0, 32, 32), Window(0, 50, 32, 32)) == 18
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seed": -1}, "seed must be a whole number between 0 and 4294967295, got -1"),
+    ({"seed": 2**32}, "seed must be a whole number between 0"),
+    ({"block_size": 99999999999999999999}, "block size must be at most 2147483647"),
+    ({"buffer": 99999999999999999999}, "buffer must be at most 2147483647"),
+    ({"block_size": float("inf")}, "block_size must be a whole number"),
+    ({"seed": "7"}, "seed must be a whole number"),
+])
+def test_seed_block_size_and_buffer_are_bounded(changes, message):
+    """issue 8, case 9: these ended in numpy tracebacks (negative seed, int64 overflow)."""
+    with pytest.raises(InputError, match=message):
+        SplitSpec(**changes)
+    assert SplitSpec(seed=2**32 - 1, block_size=2**31 - 1, buffer=2**31 - 1).seed == 2**32 - 1

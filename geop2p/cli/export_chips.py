@@ -34,7 +34,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.command("export-chips")
 @click.argument("input", metavar="INPUT")
 @click.argument("target", metavar="TARGET")
-@click.argument("out_dir", type=click.Path(file_okay=False), metavar="OUT_DIR")
+@click.argument("out_dir", metavar="OUT_DIR")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options (e.g. a previous export-config.yaml); flags override it.")
 @click.option("--input-bands", type=IntList(), help="1-based bands of the (stacked) INPUT, e.g. 1,2,3. Default: all.")
 @click.option("--target-bands", type=IntList(), help="1-based bands of the (stacked) TARGET, e.g. 4. Default: all.")
@@ -69,7 +69,7 @@ def command(ctx: click.Context, input: str, target: str, out_dir: str, config_fi
       geop2p export-chips stack.tif stack.tif chips/ --input-bands 4 --target-bands 1,2,3
       geop2p export-chips vv.tif,vh.tif optical.tif chips/ --aoi fields.gpkg --split 0.7,0.15,0.15
     """
-    from geop2p.export import ExportConfig, export_chips, plan_export
+    from geop2p.export import ExportConfig, check_export, export_chips
 
     mode, fractions = options.pop("split")
     values = dict(options, split=fractions, split_mode=mode)
@@ -79,7 +79,7 @@ def command(ctx: click.Context, input: str, target: str, out_dir: str, config_fi
         values = {**base, **explicit}
     config = ExportConfig.from_dict({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()})
     if dry_run:
-        plan = plan_export(input, target, config)
+        plan = check_export(input, target, out_dir, config, overwrite=overwrite, resume=resume)
         counts = plan.planned_counts()
         click.echo(
             f"{len(plan.tasks)} chips of {config.size} px planned ("

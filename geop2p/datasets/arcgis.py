@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Sequence
 
 from geop2p.datasets.augment import PairAugment
-from geop2p.datasets.base import PairedChipDataset, check_split
+from geop2p.datasets.base import PairedChipDataset, check_split, stats_from_state
 from geop2p.errors import ChipFolderError
 from geop2p.formats import jsonsafe
 from geop2p.formats.chip_manifest import ChipSide
 from geop2p.grid import GeoGrid
-from geop2p.io.read import open_raster, read_raster
+from geop2p.io.read import open_raster
 from geop2p.normalize import Normalizer
-from geop2p.stats import StatsAccumulator
 
 __all__ = ["ARCGIS_EMD", "ArcGISTilesDataset", "is_arcgis_tiles"]
 
@@ -33,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 ARCGIS_EMD = "esri_model_definition.emd"
 _TILE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".mrf", ".img")
+_WARNED: set[Path] = set()  # folders whose leakage warning was given
 
 
 class ArcGISTilesDataset(PairedChipDataset):
@@ -45,11 +45,14 @@ class ArcGISTilesDataset(PairedChipDataset):
     are computed by streaming over the train tiles with :class:`~geop2p.stats.StatsAccumulator`.
 
     ArcGIS has no split: a tile is ``val`` when ``crc32(name) % 100 < val_percent``
-    (stable across runs and machines), ``train`` otherwise; ``test`` is empty.
+    (stable across runs and machines), ``train`` otherwise; ``test`` is empty.  Neighbouring
+    tiles then leak between train and val: a warning says so, once per folder.
 
     Example:
         >>> ds = ArcGISTilesDataset("exported_tiles/", split="train")  # doctest: +SKIP
     """
+
+    format_name = "arcgis-tiles"
 
     def __init__(
         self,
@@ -85,7 +88,10 @@ class ArcGISTilesDataset(PairedChipDataset):
         self.target_info = ChipSide(tuple(range(1, tg_count + 1)), _names(tg_desc), tg_dtype, tg_nodata)
         self.chip_size = int(size)
         emd_path = root / ARCGIS_EMD
-        self._emd_path = emd_path
+        # read (and checked) now: cheap, and a broken .emd fails at opening, before any training
+        self._emd_stats = _emd_stats(emd_path, self.input_info, self.target_info) if emd_path.exists() else None
+        self.val_percent = int(val_percent)
+        self._pairs = pairs
         self._train_pairs = [p for p in pairs if _arcgis_split(p[0], val_percent) == "train"] or pairs
         digest = hashlib.sha256()
         digest.update((emd_path.read_bytes() if emd_path.exists() else b""))
@@ -93,8 +99,27 @@ class ArcGISTilesDataset(PairedChipDataset):
             digest.update(name.encode())
         self.source_sha256 = digest.hexdigest()
         self.items = [p for p in pairs if split == "all" or _arcgis_split(p[0], val_percent) == split]
+        if root.resolve() not in _WARNED:
+            _WARNED.add(root.resolve())
+            logger.warning(
+                "'%s' has no train/val/test split: tiles are split by name hash (val %d %%); neighbouring tiles "
+                "leak between train and val, so scores are optimistic. For honest scores export a spatial split "
+                "with geop2p export-chips.", root, self.val_percent)
         self._setup(augment, input_normalizer, target_normalizer, seed)
 
+    @property
+    def preprocess(self) -> dict:
+        """``{"layout": "arcgis-tiles", "split": "name-hash", "val_percent": ...}``."""
+        return {"layout": self.format_name, "split": "name-hash", "val_percent": self.val_percent}
+
+    @property
+    def train_items(self) -> list[tuple[str, Path, Path]]:
+        """The train tiles (every tile when the name hash leaves none in train)."""
+        return self._train_pairs
+
+    def all_chip_ids(self) -> list[str]:
+        """Every tile name."""
+        return [name for name, _, _ in self._pairs]
 
     @functools.cached_property
     def stats(self) -> dict[str, dict]:
@@ -103,13 +128,9 @@ class ArcGISTilesDataset(PairedChipDataset):
         Computed on first use only, so opening the folder again with the normalizers
         already in hand (as ``train`` and ``evaluate`` do) does not re-read every tile.
         """
-        emd = self._emd_path
-        stats = _emd_stats(emd, self.input_info, self.target_info) if emd.exists() else None
-        if stats is not None:
-            return stats
-        inputs, targets = [p[1] for p in self._train_pairs], [p[2] for p in self._train_pairs]
-        return {"input": _stream_stats(inputs, targets, self.input_info, 0),
-                "target": _stream_stats(inputs, targets, self.target_info, 1)}
+        if self._emd_stats is not None:
+            return self._emd_stats
+        return _stream_stats(self)
 
 
 def is_arcgis_tiles(root: str | os.PathLike) -> bool:
@@ -166,14 +187,9 @@ def _emd_stats(path: Path, input_info: ChipSide, target_info: ChipSide) -> dict 
     return out
 
 
-def _stream_stats(in_paths: list[Path], tg_paths: list[Path], info: ChipSide, side: int) -> dict:
-    """Per-band statistics (:class:`~geop2p.stats.BandStats` form) over the valid pixels of tile pairs.
+def _stream_stats(ds: ArcGISTilesDataset) -> dict:
+    """Per-band statistics (:class:`~geop2p.stats.BandStats` form) over the valid pixels of the train tile pairs.
 
     One tile pair is in memory at a time; a pixel counts when it is valid in both tiles.
     """
-    acc = StatsAccumulator(info.dtype, list(info.band_names))
-    for a, b in zip(in_paths, tg_paths):
-        x, vx = read_raster(a)
-        y, vy = read_raster(b)
-        acc.update((x, y)[side], vx & vy)
-    return acc.result().to_dict()
+    return stats_from_state(ds.stats_state(), {"input": ds.input_info, "target": ds.target_info})

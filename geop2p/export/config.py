@@ -31,6 +31,9 @@ __all__ = ["AOI_MODES", "ExportConfig"]
 #: How chips relate to an AOI: entirely inside it, or touching it.
 AOI_MODES: tuple[str, str] = ("within", "intersects")
 
+#: The most worker processes an export starts (each holds its own datasets and GDAL cache).
+MAX_WORKERS = 256
+
 #: Keys of an ``export-config.yaml`` that record the run rather than set an option.
 _RECORD_KEYS = ("sources",)
 
@@ -54,7 +57,7 @@ class ExportConfig(ConfigSchema):
         block_size: spatial block edge in pixels.
         buffer: minimum distance in pixels between val/test and train chips (default: ``size``).
         seed: split seed.
-        workers: worker processes (1: run in this process).
+        workers: worker processes (1: run in this process; at most :data:`MAX_WORKERS`).
         compress: chip compression, one of ``deflate``, ``zstd``, ``lzw``, ``none``.
         chip_spec: the resolved :class:`~geop2p.chips.ChipSpec` (derived, not an option).
         split_spec: the resolved :class:`~geop2p.split.SplitSpec` (derived, not an option).
@@ -110,6 +113,9 @@ class ExportConfig(ConfigSchema):
         check_compression(self.compress)
         if self.workers < 1:
             raise InputError(f"workers must be a whole number >= 1, got {self.workers!r}; use e.g. --workers 4.")
+        if self.workers > MAX_WORKERS:
+            raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers!r}; use about one per "
+                             "CPU core, e.g. --workers 4.")
         if self.resampling is not None and self.resampling not in RESAMPLING_NAMES:
             raise InputError(f"Unknown resampling {self.resampling!r}; valid names: {', '.join(RESAMPLING_NAMES)}.")
 

@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
-import shutil
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +31,43 @@ from typing import Callable, Iterator
 import yaml
 
 from geop2p.chips import chip_id
-from geop2p.errors import ChipSizeError, ConfigError, InputError, OutputExistsError
+from geop2p.errors import ChipSizeError, Geop2pError, OutputExistsError, WriteError
 from geop2p.export.config import ExportConfig
+from geop2p.export.folder import (
+    SIDES,
+    ExportFolder,
+    OutDir,
+    check_same_settings,
+    inspect_out_dir,
+    is_partial,
+    read_records,
+    resolved_path,
+)
+from geop2p.export.notices import DeferredNotices
 from geop2p.export.plan import ExportPlan, Sources, plan_export
 from geop2p.export.workers import Task, _ChipResult, _results
 from geop2p.formats.chip_manifest import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME, ChipManifest, ChipSide
-from geop2p.io.chip_folder import IndexRow, read_manifest, write_index, write_manifest, write_text_atomic
+from geop2p.io.atomic import write_error
+from geop2p.io.chip_folder import (
+    RESUME_HINT,
+    IndexRow,
+    read_manifest,
+    write_index,
+    write_manifest,
+    write_text_atomic,
+)
+from geop2p.io.gdal_log import route_gdal_messages
+from geop2p.io.lock import LOCK_NAME, FolderLock
 from geop2p.io.sources import RasterStack, parse_sources
 from geop2p.split import SPLITS
 from geop2p.stats import StatsAccumulator
 
-__all__ = ["ExportSummary", "ProgressCallback", "export_chips"]
+__all__ = ["ExportSummary", "ProgressCallback", "check_export", "config_document", "export_chips"]
 
 log = logging.getLogger(__name__)
+
+_ROOT_PARTIALS = frozenset(Path(n).stem for n in (MANIFEST_NAME, INDEX_NAME, CONFIG_NAME))
+_CHIP_PARTIALS = re.compile(r".+")
 
 #: ``progress(done, total)``, called after each chip.
 ProgressCallback = Callable[[int, int], None]
@@ -82,71 +107,121 @@ class ExportSummary:
         return sum(self.counts.values())
 
 
-# ---------------------------------------------------------------------------------------------- output folder
+# ---------------------------------------------------------------------------------------------- checks
 
 
-def _is_chip_folder(path: Path) -> bool:
-    return (path / CONFIG_NAME).is_file() or (path / MANIFEST_NAME).is_file()
+def config_document(plan: ExportPlan) -> dict:
+    """The ``export-config.yaml`` document: the options (less ``workers``), the resampling used, the sources.
 
-
-def _config_document(plan: ExportPlan) -> dict:
-    """The ``export-config.yaml`` document: the options (less ``workers``), the resampling used, the sources."""
+    Source (and AOI) paths are recorded resolved and absolute, so that ``--resume`` recognises the same
+    rasters named another way.
+    """
     doc = plan.config.to_dict()
     doc.pop("workers")
     doc["resampling"] = plan.alignment.resampling
-    doc["sources"] = {"input": list(plan.input.paths), "target": list(plan.target.paths)}
+    if doc.get("aoi"):
+        doc["aoi"] = resolved_path(doc["aoi"])
+    doc["sources"] = {"input": [resolved_path(p) for p in plan.input.paths],
+                      "target": [resolved_path(p) for p in plan.target.paths]}
     return doc
 
 
-def _prepare_out_dir(out: Path, plan: ExportPlan, overwrite: bool, resume: bool) -> bool:
-    """Create or check the output folder; return True for a fresh export."""
+def _protected(input: Sources, target: Sources, config: ExportConfig) -> list[str]:
+    """The command's inputs: what ``--overwrite`` must never delete."""
+    return [*parse_sources(input), *parse_sources(target), *([config.aoi] if config.aoi else [])]
+
+
+def _validate(input: Sources, target: Sources, out: Path, config: ExportConfig, overwrite: bool, resume: bool,
+              held: contextlib.ExitStack | None) -> tuple[ExportPlan, OutDir]:
+    """Every check an export makes before it writes: OUT_DIR, its lock (into ``held``), the plan, the settings."""
     if overwrite and resume:
-        raise InputError("--overwrite and --resume exclude each other: --resume completes, --overwrite starts again.")
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"Output '{out}' is a file; expected a folder name for the chips.")
-    if out.exists():
-        if resume:
-            config_path = out / CONFIG_NAME
-            if not config_path.is_file():
-                raise InputError(f"Cannot resume into '{out}': it has no {CONFIG_NAME}, so it is not a chip export.")
-            try:
-                previous = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise ConfigError(
-                    f"Cannot resume into '{out}': its {CONFIG_NAME} is unreadable ({str(exc).splitlines()[0]}); "
-                    "use --overwrite to start again."
-                ) from exc
-            if not isinstance(previous, dict):
-                raise ConfigError(f"Cannot resume into '{out}': its {CONFIG_NAME} is not a mapping; use --overwrite.")
-            current = _config_document(plan)
-            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            if diff:
-                detail = "; ".join(f"{k}: {previous.get(k)!r} then, {current.get(k)!r} now" for k in diff)
-                raise ConfigError(
-                    f"Cannot resume into '{out}' with different settings ({detail}); "
-                    "use the same options, or --overwrite to start again."
-                )
-            return False
-        if not overwrite:
-            raise OutputExistsError(
-                f"Output folder '{out}' already exists; choose another folder, pass --overwrite to replace it, "
-                "or --resume to finish an interrupted export."
-            )
-        if any(out.iterdir()) and not _is_chip_folder(out):
-            raise OutputExistsError(
-                f"'{out}' is not empty and is not a geop2p chip folder; refusing to delete it with --overwrite. "
-                "Choose another output folder."
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    return True
+        inspect_out_dir(out, overwrite, resume)  # raises: the two exclude each other
+    if held is not None and (overwrite or resume) and out.is_dir():
+        held.enter_context(FolderLock(out, "export"))  # before the folder is read, so no other export changes it
+    state = inspect_out_dir(out, overwrite, resume, _protected(input, target, config))
+    plan = plan_export(input, target, config)
+    if resume and state.records is not None and state.records.config is not None:
+        check_same_settings(out, state.records.config, config_document(plan))
+    return plan, state
+
+
+def check_export(
+    input: Sources,
+    target: Sources,
+    out_dir: str | os.PathLike,
+    config: ExportConfig = ExportConfig(),
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> ExportPlan:
+    """Make every check :func:`export_chips` makes (OUT_DIR included) and return the plan; write nothing.
+
+    What planning logs or warns is passed on only once every check has passed.
+
+    Raises:
+        Geop2pError: as :func:`export_chips` would, before it writes anything.
+
+    Example:
+        >>> check_export("s1.tif", "s2.tif", "chips", ExportConfig(size=256)).planned_counts()  # doctest: +SKIP
+        {'train': 830, 'val': 101, 'test': 97}
+    """
+    with DeferredNotices() as notices:
+        plan, _ = _validate(input, target, Path(out_dir), config, overwrite, resume, None)
+    notices.release()
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------- output folder
+
+
+def _create(out: Path, held: contextlib.ExitStack) -> list[Path]:
+    """Create OUT_DIR (and missing parents) and lock it; return the folders made, deepest first.
+
+    Refuses if another export created OUT_DIR meanwhile.
+    """
+    made = [out]
+    parent = out.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        made.append(parent)
+        parent = parent.parent
+    try:
+        out.mkdir(parents=True)
+    except FileExistsError:
+        _created_by_another(out)
+    except OSError as exc:
+        raise write_error(out, exc, RESUME_HINT) from None
+    held.enter_context(FolderLock(out, "export"))
+    return made
+
+
+def _created_by_another(out: Path) -> None:
+    """OUT_DIR appeared while this export was planned: name the export that holds it, or say it exists."""
+    deadline = time.monotonic() + 2.0
+    while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lock = FolderLock(out, "export")
+    lock.acquire()  # raises FolderLockedError, naming the other export, while it runs
+    lock.release()
+    raise OutputExistsError(
+        f"Output folder '{out}' was created by another process while this export was being checked; "
+        "choose another folder, or pass --resume or --overwrite."
+    )
 
 
 def _remove_partials(out: Path) -> None:
-    for sub in (out, out / "input", out / "target"):
+    """Remove the temporary files of killed exports (this one holds the lock: no other export writes here)."""
+    for sub, stems in ((out, _ROOT_PARTIALS), *((out / side, _CHIP_PARTIALS) for side in SIDES)):
         if sub.is_dir():
             for p in sub.glob(".*.partial-*"):
-                p.unlink(missing_ok=True)
+                if is_partial(p.name, stems):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+
+
+def _discard(out: Path) -> None:
+    """Remove what a failed export wrote into ``out`` (never another file; never the folder itself)."""
+    with contextlib.suppress(Geop2pError, OSError):
+        ExportFolder(out, read_records(out)).remove()
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -164,6 +239,12 @@ def export_chips(
 ) -> ExportSummary:
     """Export aligned, split chip pairs of ``input`` and ``target`` into ``out_dir`` (see docs/formats.md).
 
+    Everything is checked before anything is written (OUT_DIR, its lock, the sources, the options); what the
+    checks log or warn is passed on once they have all passed.  The folder is locked for the whole export, so
+    a second export into it is refused.  ``overwrite`` removes only what geop2p wrote there, by the folder's
+    own records (see :mod:`geop2p.export.folder`); a full disk stops the export with one line, keeping every
+    complete chip for ``resume``.
+
     Args:
         input: input raster(s): a path, comma-joined paths, or a list; their bands are stacked in order.
         target: target raster(s), same forms; read onto the input grid.
@@ -177,27 +258,54 @@ def export_chips(
         An :class:`ExportSummary`.
 
     Raises:
-        Geop2pError: bad input, found before anything is written (and ``OutputExistsError`` for an existing folder).
+        Geop2pError: bad input, found before anything is written (``OutputExistsError`` for an existing
+            folder, ``FolderLockedError`` when another export writes into it); ``DiskFullError`` /
+            ``WriteError`` when an output cannot be written.
 
     Example:
         >>> export_chips("sar.tif", "optical.tif", "chips", ExportConfig(size=256, workers=4))  # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    plan = plan_export(parse_sources(input), parse_sources(target), config)
+    route_gdal_messages()
     out = Path(out_dir)
-    if resume and (out / MANIFEST_NAME).is_file():
-        _prepare_out_dir(out, plan, False, True)  # checks the settings match
-        log.info("'%s' is already a complete export; nothing to do.", out)
-        return _summary_from_manifest(out, read_manifest(out), time.perf_counter() - t0)
-    fresh = _prepare_out_dir(out, plan, overwrite, resume)
+    created: list[Path] = []
     try:
-        return _run(plan, out, resume=not fresh, progress=progress, t0=t0)
-    except KeyboardInterrupt:
-        log.warning("Export interrupted; run the same command with --resume to finish it.")
-        raise
+        with contextlib.ExitStack() as held:
+            notices = DeferredNotices()
+            with notices:
+                plan, state = _validate(input, target, out, config, overwrite, resume, held)
+                if resume and state.complete:
+                    log.info("'%s' is already a complete export; nothing to do.", out)
+                else:
+                    log.info(
+                        "Exporting up to %d chips of %d px (%s) with %d worker(s) into '%s'.",
+                        len(plan.tasks), config.size,
+                        ", ".join(f"{k} {v}" for k, v in plan.planned_counts().items()), config.workers, out,
+                    )
+            if resume and state.complete:
+                notices.release()
+                return _summary_from_manifest(out, read_manifest(out), time.perf_counter() - t0)
+            if not state.exists:
+                created = _create(out, held)
+            elif overwrite:
+                state.folder().remove(_protected(input, target, config))
+            resuming = resume and state.exists
+            try:
+                return _run(plan, out, resuming, notices, progress, t0)
+            except KeyboardInterrupt:
+                notices.release()
+                log.warning("Export interrupted; run the same command with --resume to finish it.")
+                raise
+            except WriteError:
+                raise  # complete chips stay, for --resume (the error says so)
+            except BaseException:
+                if not resuming:
+                    _discard(out)
+                raise
     except BaseException:
-        if fresh:
-            shutil.rmtree(out, ignore_errors=True)
+        for folder in created:  # only those left empty: an export that stopped before writing anything
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
@@ -226,11 +334,16 @@ def _side(stack: RasterStack) -> ChipSide:
     return ChipSide(tuple(doc["bands"]), tuple(doc["band_names"]), doc["dtype"], stack.nodata, tuple(doc["sources"]))
 
 
-def _run(plan: ExportPlan, out: Path, resume: bool, progress: ProgressCallback | None, t0: float) -> ExportSummary:
+def _run(plan: ExportPlan, out: Path, resume: bool, notices: DeferredNotices, progress: ProgressCallback | None,
+         t0: float) -> ExportSummary:
+    """Write the chips, the index and the manifest; pass the checks' notices on once the first chip is kept."""
     cfg = plan.config
-    write_text_atomic(out / CONFIG_NAME, yaml.safe_dump(_config_document(plan), sort_keys=False))
-    (out / "input").mkdir(exist_ok=True)
-    (out / "target").mkdir(exist_ok=True)
+    write_text_atomic(out / CONFIG_NAME, yaml.safe_dump(config_document(plan), sort_keys=False))
+    for side in SIDES:
+        try:
+            (out / side).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise write_error(out / side, exc, RESUME_HINT) from None
     if resume:
         _remove_partials(out)
     tasks = plan.tasks
@@ -239,10 +352,6 @@ def _run(plan: ExportPlan, out: Path, resume: bool, progress: ProgressCallback |
     rows: list[IndexRow] = []
     footprints = []
     written = reused = low_valid = 0
-    log.info(
-        "Exporting up to %d chips of %d px (%s) with %d worker(s) into '%s'.",
-        len(tasks), cfg.size, ", ".join(f"{k} {v}" for k, v in plan.planned_counts().items()), cfg.workers, out,
-    )
     for done, result in enumerate(_chip_results(plan, out, resume, tasks, in_acc, tg_acc), start=1):
         _, window, split = tasks[done - 1]
         if result.index != tasks[done - 1][0]:
@@ -250,6 +359,8 @@ def _run(plan: ExportPlan, out: Path, resume: bool, progress: ProgressCallback |
         if not result.kept:
             low_valid += 1
         else:
+            if not rows:
+                notices.release()  # the export goes ahead: a command that is refused prints one line only
             reused += result.reused
             written += not result.reused
             rows.append(

@@ -8,12 +8,23 @@ boundary.  :func:`_results` yields the batches in chip order whatever the
 number of workers, which keeps the statistics (merged in that order) and so
 the whole output identical for any ``workers``.  Worker processes are
 started with ``spawn``, so they inherit no open dataset or GDAL state.
+
+A worker process never outlives the export: a watchdog thread started by its
+initializer ends it (and with it the pool's pipes, which lets the
+``multiprocessing`` resource tracker end too) within about a second once its
+parent is gone, even when the parent was killed with ``kill -9``.  A worker
+that dies (killed, out of memory) stops the export with one
+:class:`~geop2p.errors.WriteError` line; the chips written so far stay for ``--resume``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +33,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from geop2p.chips import chip_id
+from geop2p.errors import WriteError
 from geop2p.export.plan import ExportPlan
+from geop2p.io.gdal_log import route_gdal_messages
 from geop2p.io.chip_folder import ChipProfile, chip_env, chip_is_complete, read_chip, write_chip
 from geop2p.io.sources import PairReader
 from geop2p.stats import StatsPartial, merge_histograms
@@ -31,6 +44,10 @@ __all__: list[str] = []
 
 #: ``(index in ExportPlan.windows, window, split)`` of one chip to export.
 Task = tuple[int, Window, str]
+
+#: how often (seconds) a worker process checks that its parent still runs
+WATCHDOG_INTERVAL = 0.5
+
 
 #: chips per worker call: large enough that per-call overhead and histograms shipped back are
 #: small, small enough that the progress bar moves and the workers stay balanced
@@ -56,6 +73,7 @@ class _WorkerSetup:
     plan: ExportPlan
     out_dir: Path
     resume: bool
+    parent: int = 0  # the pid of the export's main process (0: this process's parent)
 
 
 class _Worker:
@@ -134,8 +152,26 @@ def _process_batch(worker: _Worker, batch: list[Task]) -> _BatchResult:
 _WORKER: _Worker | None = None
 
 
+def _watch_parent(parent: int, interval: float = WATCHDOG_INTERVAL) -> None:
+    """End this process as soon as ``parent`` is no longer its parent (it died; this process was re-parented)."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def start_watchdog(parent: int = 0, interval: float = WATCHDOG_INTERVAL) -> threading.Thread:
+    """Start a daemon thread that ends this process when ``parent`` (default: its parent now) is no longer its parent."""
+    thread = threading.Thread(target=_watch_parent, args=(parent or os.getppid(), interval), name="geop2p-watchdog",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
 def _init_worker(setup: _WorkerSetup) -> None:
     global _WORKER
+    start_watchdog(setup.parent)
+    route_gdal_messages()
     _WORKER = _Worker(setup)
 
 
@@ -147,7 +183,7 @@ def _work(batch: list[Task]) -> _BatchResult:
 
 def _results(plan: ExportPlan, out: Path, resume: bool, tasks: list[Task]) -> Iterator[_BatchResult]:
     """Yield :class:`_BatchResult` objects in chip order, from this process or a pool of workers."""
-    setup = _WorkerSetup(plan, out, resume)
+    setup = _WorkerSetup(plan, out, resume, os.getpid())
     batches = [tasks[i : i + _BATCH] for i in range(0, len(tasks), _BATCH)]
     workers = min(plan.config.workers, max(1, len(batches)))
     if workers == 1:
@@ -162,6 +198,11 @@ def _results(plan: ExportPlan, out: Path, resume: bool, tasks: list[Task]) -> It
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(setup,)) as pool:
         try:
             yield from pool.map(_work, batches)
+        except BrokenProcessPool:
+            raise WriteError(
+                f"An export worker process died (killed, or out of memory?); the complete chips in '{out}' are "
+                "kept: run the same command again with --resume (fewer --workers use less memory)."
+            ) from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

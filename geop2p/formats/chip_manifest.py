@@ -32,6 +32,7 @@ __all__ = [
     "INDEX_LAYER",
     "INDEX_NAME",
     "MANIFEST_NAME",
+    "STATS_NAME",
     "ChipManifest",
     "ChipSide",
 ]
@@ -42,6 +43,9 @@ MANIFEST_NAME = "geop2p-chips.json"
 INDEX_NAME = "index.gpkg"
 INDEX_LAYER = "chips"
 CONFIG_NAME = "export-config.yaml"
+#: the mergeable state of the train-split statistics (moments and histograms), so that folders exported
+#: apart can be trained on together with exactly the statistics of one export of everything
+STATS_NAME = "statistics.npz"
 
 
 @dataclass(frozen=True)

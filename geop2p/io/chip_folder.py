@@ -1,7 +1,11 @@
 """The chip folder on disk (docs/formats.md): chip GeoTIFFs, ``index.gpkg`` and the manifest.
 
 Every file appears whole or not at all: chips are written to a hidden
-temporary name and renamed; the index and the manifest too, the manifest last.
+temporary name, read back and compared with what was meant to be written,
+and only then renamed; the index and the manifest too, the manifest last.
+A failed write (a full disk above all, which GDAL does not always report) is
+one :class:`~geop2p.errors.WriteError` line saying how to finish with
+``--resume``.
 
 Example:
     >>> profile = ChipProfile("uint8", 3, 255, ("r", "g", "b"), crs)  # doctest: +SKIP
@@ -28,7 +32,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from geop2p.errors import ChipFolderError
 from geop2p.formats import jsonsafe
 from geop2p.formats.chip_manifest import CONFIG_NAME, INDEX_LAYER, INDEX_NAME, MANIFEST_NAME, ChipManifest
-from geop2p.io.atomic import atomic_path, temporary_sibling
+from geop2p.io.atomic import atomic_path, temporary_sibling, write_error, writing
 from geop2p.io.cache import bounded_block_cache
 from geop2p.io.compression import predictor_for
 
@@ -37,6 +41,7 @@ __all__ = [
     "INDEX_NAME",
     "CONFIG_NAME",
     "INDEX_LAYER",
+    "RESUME_HINT",
     "ChipProfile",
     "IndexRow",
     "chip_env",
@@ -51,6 +56,10 @@ __all__ = [
     "write_manifest",
     "manifest_sha256",
 ]
+
+
+#: how a failed write of a chip folder says to finish the export
+RESUME_HINT = "run the same export-chips command again with --resume"
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,16 @@ def write_chip(path: str | os.PathLike, data: np.ndarray, valid: np.ndarray, tra
     pixel happens to equal the nodata value); a chip valid everywhere without
     such pixels needs none, and ``dataset_mask()`` is then all valid anyway.
 
+    The chip gets its final name only once it is closed, read back and found
+    equal to ``data`` (and its mask to ``valid``): GDAL reports some failed
+    writes (a full disk among them) only as messages, leaving an empty or
+    truncated file behind a successful close.
+
     Call inside :func:`chip_env`. ``data`` is modified in place at invalid pixels.
+
+    Raises:
+        DiskFullError: the disk filled up (the chip is not left behind under any name).
+        WriteError: any other failure to write it.
 
     Example:
         >>> with chip_env():  # doctest: +SKIP
@@ -139,19 +157,39 @@ def write_chip(path: str | os.PathLike, data: np.ndarray, valid: np.ndarray, tra
     if profile.crs is not None:
         kwargs["crs"] = profile.crs
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **kwargs) as dst:
-                dst.write(data)
-                if need_mask:
-                    dst.write_mask(np.where(valid, np.uint8(255), np.uint8(0)))
-                for i, name in enumerate(profile.descriptions, start=1):
-                    dst.set_band_description(i, name)
-        os.replace(tmp, final)
+        with writing(final, RESUME_HINT):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(tmp, "w", **kwargs) as dst:
+                    dst.write(data)
+                    if need_mask:
+                        dst.write_mask(np.where(valid, np.uint8(255), np.uint8(0)))
+                    for i, name in enumerate(profile.descriptions, start=1):
+                        dst.set_band_description(i, name)
+                _check_written(tmp, final, data, valid if need_mask else None)
+            os.replace(tmp, final)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # a clean-up failure must not hide the real error
             tmp.unlink()
         raise
+
+
+def _check_written(tmp: Path, final: Path, data: np.ndarray, valid: np.ndarray | None) -> None:
+    """Read the closed file ``tmp`` back; raise (a write error for ``final``) unless it holds ``data`` and ``valid``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp) as src:
+                back = src.read()
+                mask = src.read_masks(1) > 0 if valid is not None else None
+    except RasterioIOError as exc:  # empty or truncated: what a full disk leaves
+        raise write_error(final, exc, RESUME_HINT) from exc
+    same = back.shape == data.shape and np.array_equal(back, data, equal_nan=np.issubdtype(data.dtype, np.floating))
+    if same and valid is not None:
+        same = bool(np.array_equal(mask, valid))
+    if not same:
+        raise write_error(final, OSError(f"the chip read back from '{tmp.name}' differs from what was written"),
+                          RESUME_HINT)
 
 
 def _has_value(data: np.ndarray, value: float) -> bool:
@@ -199,9 +237,9 @@ def chip_is_complete(path: str | os.PathLike, transform: Affine, profile: ChipPr
         return False
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary sibling and a rename."""
-    with atomic_path(path, overwrite=True) as tmp:
+def write_text_atomic(path: str | os.PathLike, text: str, resume: str = RESUME_HINT) -> None:
+    """Write ``text`` to ``path`` via a temporary sibling and a rename; a failure is one WriteError line."""
+    with writing(path, resume), atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -244,7 +282,7 @@ def write_index(path: str | os.PathLike, rows: Sequence[IndexRow], footprints: I
         geometry=list(footprints),
         crs=crs,
     )
-    with atomic_path(path, overwrite=True) as tmp:
+    with writing(path, RESUME_HINT), atomic_path(path, overwrite=True) as tmp:
         gdf.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
 
 

@@ -18,7 +18,9 @@ Alignment modes:
 * ``warped`` — anything else: the target is reprojected and resampled on the
   fly onto the input grid with a :class:`rasterio.vrt.WarpedVRT` (with an
   alpha band, so pixels outside the target's footprint or invalid in it are
-  invalid).
+  invalid).  Geographic rasters crossing the antimeridian (longitudes past
+  180°) are handled: see :func:`warp_source_crs` and
+  :meth:`geop2p.grid.GeoGrid.window_of`.
 
 Default resampling (:func:`default_resampling`): ``nearest`` when a target
 band has a colour table (categorical classes must not be blended), otherwise
@@ -49,6 +51,7 @@ from typing import Sequence
 
 import numpy as np
 import rasterio
+from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -68,6 +71,8 @@ __all__ = [
     "open_stack",
     "parse_sources",
     "plan_alignment",
+    "probe_raster",
+    "warp_source_crs",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,18 +88,55 @@ class PixelSpaceWarning(UserWarning):
 def parse_sources(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, ...]:
     """Paths from one path, a comma-joined string of paths, or a list of paths.
 
+    Commas stack rasters; a string naming one existing file whose name holds
+    a comma (``"my, input.tif"``) is that file, unless every comma-separated
+    part exists too.
+
     Example:
         >>> parse_sources("vv.tif, vh.tif")
         ('vv.tif', 'vh.tif')
     """
     if isinstance(sources, (str, os.PathLike)):
-        parts = [p.strip() for p in os.fspath(sources).split(",")]
+        whole = os.fspath(sources)
+        parts = [p.strip() for p in whole.split(",")]
+        if len(parts) > 1 and os.path.isfile(whole) and not all(os.path.exists(p) for p in parts if p):
+            return (whole,)
     else:
         parts = [os.fspath(p).strip() for p in sources]
     parts = [p for p in parts if p]
     if not parts:
         raise InputError(f"No raster given (got {sources!r}); pass a path, or several joined by commas.")
     return tuple(parts)
+
+
+def _check_comma_parts(sources, paths: tuple[str, ...], what: str) -> None:
+    """A comma-joined string naming a missing part: say that commas stack rasters."""
+    if not isinstance(sources, (str, os.PathLike)) or len(paths) < 2:
+        return
+    for p in paths:
+        if not os.path.exists(p):
+            raise RasterReadError(
+                f"Raster not found: '{p}' (the {what} '{os.fspath(sources)}' was split at its commas, which stack "
+                f"rasters: {' + '.join(repr(x) for x in paths)}); check the paths, or rename a file whose name "
+                "holds a comma (a single such file is used as it is when it exists)."
+            )
+
+
+def _check_pixels_usable(path: str, src, what: str) -> None:
+    """Refuse what chips cannot hold: complex values, and rasters placed by GCPs or RPCs only."""
+    complex_types = sorted({d for d in src.dtypes if "complex" in d})
+    if complex_types:
+        raise RasterReadError(
+            f"The {what} raster '{path}' holds complex values ({', '.join(complex_types)}); geop2p works on real "
+            "numbers: take the amplitude (or dB) first, e.g. "
+            f"`gdal_calc.py -A {path} --outfile amplitude.tif --calc \"abs(A)\" --type Float32`."
+        )
+    if not src.crs and (src.gcps[0] or src.rpcs):
+        kind = "ground control points (GCPs)" if src.gcps[0] else "RPCs"
+        raise RasterReadError(
+            f"The {what} raster '{path}' is placed on the Earth by {kind} only, not on a grid; warp it onto a "
+            f"grid first, e.g. `gdalwarp -r bilinear {'-rpc ' if kind == 'RPCs' else ''}{path} warped.tif`."
+        )
 
 
 def _same_nodata(a: float | None, b: float | None) -> bool:
@@ -148,14 +190,35 @@ class RasterStack:
         }
 
 
-def _probe(path: str) -> bool:
-    """Read the first and last block of every band (catches truncated files early); return 'has a colour table'."""
-    with _quiet_georef(), rasterio.open(path) as src:
-        last = Window(src.width - 1, src.height - 1, 1, 1)
-        for window in (Window(0, 0, 1, 1), last):
-            src.read(window=window)
-            src.read_masks(window=window)
-        return any(ci == ColorInterp.palette for ci in src.colorinterp)
+def probe_raster(path: str | os.PathLike, what: str = "raster") -> bool:
+    """Read the first and last block of every band (catches truncated files early); return 'has a colour table'.
+
+    Raises:
+        RasterReadError: the pixels cannot be read (the file is truncated or corrupt).
+
+    Example:
+        >>> probe_raster("scene.tif")  # doctest: +SKIP
+        False
+    """
+    try:
+        with rasterio.Env(), _quiet_georef(), rasterio.open(path) as src:
+            last = Window(src.width - 1, src.height - 1, 1, 1)
+            for window in (Window(0, 0, 1, 1), last):
+                src.read(window=window)
+                src.read_masks(window=window)
+            return any(ci == ColorInterp.palette for ci in src.colorinterp)
+    except RasterioIOError as exc:
+        raise RasterReadError(
+            f"Cannot read pixels of {what} '{path}' ({_gdal_reason(exc)}); "
+            "the file is probably truncated or corrupt: re-export or re-download it."
+        ) from exc
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """GDAL's own words for a failed read (rasterio's "See previous exception" points at its cause), one line."""
+    cause = exc.__cause__ if "previous exception" in str(exc) and exc.__cause__ is not None else exc
+    text = str(cause.args[-1]) if cause.args else str(cause)
+    return " ".join(text.split())[:160] or type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -178,7 +241,7 @@ def open_stack(
         what: how messages name this stack (``"input"``, ``"target"``).
 
     Raises:
-        RasterReadError: a file is missing, not a raster, or corrupt.
+        RasterReadError: a file is missing, not a raster, corrupt, complex-valued, or placed by GCPs/RPCs only.
         GridMismatchError: the sources do not share one grid (names the attribute and both values).
         BandIndexError: a band index is outside the stack.
 
@@ -188,19 +251,18 @@ def open_stack(
         (2, ('VV', 'VH'))
     """
     paths = parse_sources(sources)
+    _check_comma_parts(sources, paths, what)
     infos: list[RasterInfo] = []
     palettes: list[bool] = []
-    for p in paths:
-        with _quiet_georef():
-            info = raster_info(p)
-        try:
-            palettes.append(_probe(p))
-        except RasterioIOError as exc:
-            raise RasterReadError(
-                f"Cannot read pixels of {what} raster '{p}' ({str(exc).strip()[:160]}); "
-                "the file is probably truncated or corrupt: re-export or re-download it."
-            ) from exc
-        infos.append(info)
+    # inside an Env, GDAL's warnings about damaged files go to rasterio's logger instead of raw to stderr
+    with rasterio.Env():
+        for p in paths:
+            with _quiet_georef():
+                info = raster_info(p)
+                with rasterio.open(p) as src:
+                    _check_pixels_usable(p, src, what)
+            palettes.append(probe_raster(p, f"{what} raster"))
+            infos.append(info)
     grid = infos[0].grid
     for info in infos[1:]:
         grid.check_same(
@@ -331,6 +393,38 @@ def plan_alignment(input: RasterStack, target: RasterStack, resampling: str | No
     return Alignment("warped", name, georef, region)
 
 
+def _past_antimeridian(grid: GeoGrid) -> bool:
+    """True for a geographic grid whose longitudes run past 180° or -180°."""
+    if grid.crs is None or not grid.crs.is_geographic:
+        return False
+    b = grid.bounds
+    return b.left < -180.0 or b.right > 180.0
+
+
+def warp_source_crs(input: GeoGrid, target: GeoGrid) -> CRS | None:
+    """The CRS to read a geographic ``target`` in when warping it onto ``input`` across the antimeridian, or None.
+
+    PROJ answers longitudes in [-180°, 180°), so pixels of a geographic raster that runs past 180° (say
+    179.9° to 180.16°) would never be found.  Read such a raster (or any geographic target, when the input
+    grid runs past 180°) with ``+lon_wrap`` at its own centre, so that longitudes come out in its own range.
+
+    Example:
+        >>> from affine import Affine
+        >>> g = GeoGrid(10, 26, Affine(0.01, 0, 179.9, 0, -0.01, -39.9), CRS.from_epsg(4326))
+        >>> utm = GeoGrid(10, 10, Affine(100, 0, 700000, 0, -100, 5570000), CRS.from_epsg(32760))
+        >>> "+lon_wrap=180.03" in warp_source_crs(utm, g).to_proj4()
+        True
+        >>> warp_source_crs(g, utm) is None
+        True
+    """
+    if target.crs is None or not target.crs.is_geographic:
+        return None
+    if not (_past_antimeridian(target) or _past_antimeridian(input)):
+        return None
+    b = target.bounds
+    return CRS.from_proj4(f"{target.crs.to_proj4()} +lon_wrap={(b.left + b.right) / 2:.6g}")
+
+
 class PairReader:
     """Reads input bands, target bands (aligned onto the input grid) and their joint validity, window by window.
 
@@ -352,6 +446,8 @@ class PairReader:
                 target_srcs = [self._stack.enter_context(rasterio.open(p)) for p in target.paths]
                 if alignment.mode == "warped":
                     grid = input.grid
+                    src_crs = warp_source_crs(grid, target.grid)
+                    extra = {"src_crs": src_crs} if src_crs is not None else {}
                     target_srcs = [
                         self._stack.enter_context(
                             WarpedVRT(
@@ -363,6 +459,7 @@ class PairReader:
                                 resampling=Resampling[alignment.resampling],
                                 add_alpha=True,
                                 tolerance=1e-6,
+                                **extra,
                             )
                         )
                         for src in target_srcs

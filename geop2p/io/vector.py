@@ -30,7 +30,8 @@ def read_aoi(path: str | os.PathLike, crs: CRS | None):
     coordinates of its grid's transform.
 
     Raises:
-        VectorReadError: the file is missing, unreadable, empty, or has no polygons.
+        VectorReadError: the file is missing, unreadable, a table without geometries (a CSV), empty, or has no
+            polygons.
 
     Example:
         >>> read_aoi("aoi.gpkg", CRS.from_epsg(32631)).area  # doctest: +SKIP
@@ -50,6 +51,16 @@ def read_aoi(path: str | os.PathLike, crs: CRS | None):
             f"Cannot read AOI '{p}' as a vector file ({text}); expected a format geopandas reads "
             "(GeoPackage, Shapefile, GeoJSON, FlatGeobuf...)."
         ) from exc
+    try:
+        has_geometry = isinstance(gdf, gpd.GeoDataFrame) and gdf.geometry is not None
+    except AttributeError:  # a GeoDataFrame without an active geometry column
+        has_geometry = False
+    if not has_geometry:
+        raise VectorReadError(
+            f"AOI '{p}' holds a table without geometries (columns: {', '.join(map(str, gdf.columns[:8])) or 'none'}); "
+            "an AOI must be a vector file of polygons (GeoPackage, Shapefile, GeoJSON...), or a CSV with a WKT "
+            "column of polygons."
+        )
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty] if len(gdf) else gdf
     if len(gdf) == 0:
         raise VectorReadError(f"AOI '{p}' has no geometries; draw at least one polygon in it.")

@@ -115,3 +115,23 @@ def test_bad_input_one_line_no_output(extra, target, message, pair, bad_files, a
     if r.exit_code == 1:
         assert len([line for line in r.output.splitlines() if line.startswith("Error:")]) == 1
     assert not out.exists()
+
+
+def test_out_dir_naming_a_file_is_exit_1(pair, tmp_path):
+    """issue 8, case 10: click's file_okay=False made this a usage error (2); it is an input error (1)."""
+    (tmp_path / "thesis.docx").write_text("mine")
+    r = _run("export-chips", pair.input, pair.target, tmp_path / "thesis.docx", *SMALL)
+    assert r.exit_code == 1 and "is a file; expected a folder name" in r.output
+    assert (tmp_path / "thesis.docx").read_text() == "mine"
+
+
+def test_dry_run_checks_the_output_folder(pair, tmp_path):
+    out = tmp_path / "chips"
+    assert _run("export-chips", pair.input, pair.target, out, *SMALL).exit_code == 0
+    r = _run("export-chips", pair.input, pair.target, out, *SMALL, "--dry-run")
+    assert r.exit_code == 1 and "already exists" in r.output
+    (out / "notes.txt").write_text("mine")
+    r = _run("export-chips", pair.input, pair.target, out, *SMALL, "--dry-run", "--overwrite")
+    assert r.exit_code == 1 and "notes.txt" in r.output and (out / "notes.txt").exists()
+    r = _run("export-chips", pair.input, pair.target, out, *SMALL, "--dry-run", "--resume")
+    assert r.exit_code == 0 and "16 chips of 32 px planned" in r.output

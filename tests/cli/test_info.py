@@ -55,6 +55,12 @@ def test_info_errors(tmp_path, bad_files):
     assert r.exit_code == 1 and "--resume" in r.output
 
 
+def test_info_of_a_raster_whose_pixels_are_cut_off(bad_files):
+    """issue 8, case 12: the header alone read fine, so a truncated raster was described as if whole."""
+    r = _run("info", bad_files.truncated)
+    assert r.exit_code == 1 and "truncated or corrupt" in r.output and "Traceback" not in r.output
+
+
 def test_info_bundle(tmp_path):
     from safetensors.numpy import save_file
     import numpy as np

@@ -148,3 +148,53 @@ def test_colour_table_target_defaults_to_nearest(tmp_path, pair):
         dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (255, 0, 0, 255)})
     a = plan_alignment(open_stack(pair.input), open_stack(t))
     assert a.resampling == "nearest" and a.mode == "warped"
+
+
+# ---------------------------------------------------------------------------------------------- issue 8
+
+
+def test_a_file_whose_name_holds_a_comma(tmp_path, monkeypatch):
+    """issue 8, case 9: 'my, input.tif' was split into 'my' and 'input.tif'."""
+    monkeypatch.chdir(tmp_path)
+    write_raster("my, input.tif", np.zeros((1, 8, 8), np.uint8), ORIGIN, UTM31)
+    assert parse_sources("my, input.tif") == ("my, input.tif",)
+    assert open_stack("my, input.tif").paths == ("my, input.tif",)
+    write_raster("my", np.zeros((1, 8, 8), np.uint8), ORIGIN, UTM31)
+    write_raster("input.tif", np.zeros((1, 8, 8), np.uint8), ORIGIN, UTM31)
+    assert parse_sources("my, input.tif") == ("my", "input.tif")  # every part exists: commas stack
+    with pytest.raises(RasterReadError, match=r"Raster not found: 'nope.tif' \(the input 'input.tif,nope.tif' was "
+                                              r"split at its commas, which stack rasters"):
+        open_stack("input.tif,nope.tif", what="input")
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_complex_rasters_are_refused_with_a_hint(dtype, tmp_path):
+    """issue 8, case 8: complex chips were written with statistics of the real part only."""
+    path = write_raster(tmp_path / "slc.tif", (np.ones((1, 8, 8)) * (1 + 2j)).astype(dtype), ORIGIN, UTM31)
+    with pytest.raises(RasterReadError, match=rf"holds complex values \({dtype}\).*take the amplitude.*abs\(A\)"):
+        open_stack(path, what="target")
+
+
+def test_rasters_placed_by_gcps_only_are_refused(tmp_path):
+    from rasterio.control import GroundControlPoint
+
+    gcps = [GroundControlPoint(0, 0, 500000, 5000000), GroundControlPoint(0, 8, 500080, 5000000),
+            GroundControlPoint(8, 0, 500000, 4999920)]
+    with rasterio.open(tmp_path / "l1.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       gcps=gcps, crs=UTM31) as dst:
+        dst.write(np.zeros((1, 8, 8), np.uint8))
+    with pytest.raises(RasterReadError, match=r"ground control points \(GCPs\) only.*gdalwarp"):
+        open_stack(tmp_path / "l1.tif")
+
+
+def test_warp_source_crs_only_for_geographic_rasters_past_180():
+    from geop2p.grid import GeoGrid
+    from geop2p.io.sources import warp_source_crs
+
+    wgs84 = CRS.from_epsg(4326)
+    inside = GeoGrid(10, 10, Affine(0.01, 0, 170, 0, -0.01, -40), wgs84)
+    past = GeoGrid(10, 30, Affine(0.01, 0, 179.9, 0, -0.01, -40), wgs84)
+    utm = GeoGrid(10, 10, Affine(100, 0, 700000, 0, -100, 5570000), CRS.from_epsg(32760))
+    assert warp_source_crs(utm, inside) is None and warp_source_crs(inside, utm) is None
+    assert "+lon_wrap=180.05" in warp_source_crs(utm, past).to_proj4()
+    assert "+lon_wrap=170.05" in warp_source_crs(past, inside).to_proj4()  # the input runs past 180°

@@ -45,3 +45,17 @@ def test_points_are_not_an_area(tmp_path):
     gpd.GeoDataFrame(geometry=[Point(500100, 4999900)], crs=UTM31).to_file(p, driver="GeoJSON")
     with pytest.raises(VectorReadError, match="no polygons"):
         read_aoi(p, UTM31)
+
+
+def test_a_table_without_geometries_is_one_error(tmp_path):
+    """issue 8, case 9: an AOI given as .csv (geopandas reads it as a DataFrame) was an AttributeError."""
+    table = tmp_path / "aoi.csv"
+    table.write_text("name,area\nfield,2\n")
+    with pytest.raises(VectorReadError, match=r"holds a table without geometries \(columns: name, area\)"):
+        read_aoi(table, UTM31)
+
+
+def test_a_csv_with_wkt_polygons_is_an_aoi(tmp_path):
+    table = tmp_path / "aoi.csv"
+    table.write_text('WKT,name\n"POLYGON((500000 5000000,500300 5000000,500300 4999700,500000 5000000))",a\n')
+    assert read_aoi(table, UTM31).area == pytest.approx(45000)
