@@ -29,14 +29,15 @@ def command(ctx: click.Context, model: Path, chips_dir: Path, split: str, json_o
     bands to the target bands fitted on the train split, so you see at once
     whether the GAN beats the obvious.
     """
-    from geop2p.evaluate import evaluate
-    from geop2p.io.atomic import atomic_path, check_output_free
+    from geop2p.io.bundle_file import read_bundle_header
+
+    read_bundle_header(model)  # a file that is not a bundle is refused before torch is imported
+    from geop2p.evaluate import check_report_path, evaluate
 
     if json_out is not None:
-        check_output_free(json_out, overwrite)
+        check_report_path(json_out, overwrite, inputs=(model, chips_dir))
     report = evaluate(model, chips_dir, split=split, device=device, batch_size=batch_size)
     click.echo(report.format_table())
     if json_out is not None:
-        with atomic_path(json_out, overwrite=overwrite) as tmp:
-            tmp.write_text(report.to_json())
+        report.write_json(json_out, overwrite=overwrite)
         click.echo(f"Wrote {json_out}")

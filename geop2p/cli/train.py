@@ -54,7 +54,8 @@ def command(ctx: click.Context, chips_dir: Path, out_dir: Path, config_path: Pat
     DistributedDataParallel:
       torchrun --nproc_per_node 4 -m geop2p train chips/ --out run/
     """
-    from geop2p.train import TrainConfig, train
+    from geop2p.io.run_folder import RunFolder
+    from geop2p.train.config import TrainConfig
 
     if config_path is not None:
         config = TrainConfig.from_yaml(config_path)
@@ -67,6 +68,9 @@ def command(ctx: click.Context, chips_dir: Path, out_dir: Path, config_path: Pat
     if no_augment:
         overrides["augment"] = False
     config = config.merge(overrides)
+    # the checks that need no torch first, so that a bad option or --out is one line at once
+    RunFolder(out_dir).check(chips_dir, resume, overwrite, TrainConfig)
+    from geop2p.train import train  # imports torch
 
     show = bool(ctx.obj and ctx.obj.get("progress"))
     bar = None

@@ -11,14 +11,54 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from geop2p.errors import OutputExistsError
 from geop2p.formats import jsonsafe
+from geop2p.io.atomic import atomic_path, check_output_free, writing
 from geop2p.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 
-__all__ = ["EvaluationReport"]
+__all__ = ["EvaluationReport", "check_report_path"]
+
+
+def check_report_path(path: str | os.PathLike, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Raise unless the JSON report can go to ``path`` without replacing anything it must not; writes nothing.
+
+    Args:
+        path: the ``--json`` file.
+        overwrite: an existing report may be replaced.
+        inputs: the model and the chip folder: the report may be neither, nor lie inside the chip folder.
+
+    Raises:
+        OutputExistsError: ``path`` is a folder, an input, inside an input folder, under a file, or
+            exists and ``overwrite`` is False.
+
+    Example:
+        >>> check_report_path("model.safetensors", True, inputs=["model.safetensors", "chips"])
+        Traceback (most recent call last):
+        ...
+        geop2p.errors.OutputExistsError: --json 'model.safetensors' is an input of this command; write the report \
+to another file.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputExistsError(f"--json '{p}' is a folder; give a file name, e.g. '{p / 'report.json'}'.")
+    here = p.resolve()
+    for item in inputs:
+        other = Path(item).resolve()
+        if here == other:
+            raise OutputExistsError(f"--json '{p}' is an input of this command; write the report to another file.")
+        if other in here.parents:
+            raise OutputExistsError(
+                f"--json '{p}' is inside '{item}', an input of this command; write the report elsewhere."
+            )
+    check_output_free(p, overwrite)
+    above = next((a for a in p.parents if a.exists()), None)
+    if above is not None and not above.is_dir():
+        raise OutputExistsError(f"--json '{p}': '{above}' is a file, not a folder; give another file name.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +97,17 @@ class EvaluationReport:
     def to_json(self) -> str:
         """The report as JSON text, written under the one JSON policy (:func:`geop2p.formats.jsonsafe.dumps`)."""
         return jsonsafe.dumps(self.to_dict(), indent=2)
+
+    def write_json(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write :meth:`to_json` to ``path``, whole or not at all.
+
+        Raises:
+            OutputExistsError: ``path`` exists and ``overwrite`` is False.
+            WriteError: the write failed (read-only file system, full disk), as one line.
+        """
+        with writing(path), atomic_path(path, overwrite=overwrite) as tmp:
+            tmp.write_text(self.to_json())
+        return Path(path)
 
     def format_table(self) -> str:
         """A plain-text table: one row per band and metric, model vs baseline, the better one marked."""

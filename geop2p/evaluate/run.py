@@ -28,6 +28,7 @@ from geop2p.io.bundle_file import read_bundle_header
 from geop2p.metrics import MetricAccumulator
 from geop2p.models import required_divisor
 from geop2p.models.bundle import load_bundle
+from geop2p.train.checks import logs_after_checks
 
 __all__ = ["evaluate"]
 
@@ -56,36 +57,44 @@ def evaluate(
         BundleError: not a geop2p bundle (pickles are refused, never loaded).
         ChipFolderError: empty split, or the chips' bands do not match the model's.
         SizeMultipleError: the chips' size does not suit the model's generator.
+        RasterReadError: the split's first chip cannot be read.
+
+    Every check runs before anything is logged.
 
     Example:
         >>> r = evaluate("run/model.safetensors", "chips/", split="test")  # doctest: +SKIP
         >>> r.model["bands"]["elevation"]["mae"] < r.baseline["bands"]["elevation"]["mae"]  # doctest: +SKIP
         True
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
-    dev = resolve_device(device)
-    header = read_bundle_header(model_path)
-    in_norm, tg_norm = header.input.normalizer, header.target.normalizer
-    probe = open_chip_dataset(chips_dir, "all")
-    for side, info, names in (("input", probe.input_info, header.input.band_names),
-                              ("target", probe.target_info, header.target.band_names)):
-        if info.count != len(names):
+    with logs_after_checks():  # every check first: a bad command prints one line, no note before it
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+        dev = resolve_device(device)
+        header = read_bundle_header(model_path)
+        in_norm, tg_norm = header.input.normalizer, header.target.normalizer
+        probe = open_chip_dataset(chips_dir, "all")
+        for side, info, names in (("input", probe.input_info, header.input.band_names),
+                                  ("target", probe.target_info, header.target.band_names)):
+            if info.count != len(names):
+                raise ChipFolderError(
+                    f"The model expects {len(names)} {side} band(s) ({', '.join(names)}) but the chips in "
+                    f"'{chips_dir}' have {info.count} ({', '.join(info.band_names)}); evaluate on chips exported "
+                    "with the model's bands."
+                )
+        ds = open_chip_dataset(chips_dir, split, input_normalizer=in_norm, target_normalizer=tg_norm)
+        if len(ds) == 0:
             raise ChipFolderError(
-                f"The model expects {len(names)} {side} band(s) ({', '.join(names)}) but the chips in '{chips_dir}' "
-                f"have {info.count} ({', '.join(info.band_names)}); evaluate on chips exported with the model's bands."
-            )
-    if list(probe.input_info.band_names) != list(header.input.band_names):
-        logger.warning("Input band names differ: model %s, chips %s", list(header.input.band_names),
-                       list(probe.input_info.band_names))
-    ds = open_chip_dataset(chips_dir, split, input_normalizer=in_norm, target_normalizer=tg_norm)
-    if len(ds) == 0:
-        raise ChipFolderError(f"The {split} split of '{chips_dir}' is empty; choose another --split (train, val, test).")
-    divisor = required_divisor(header.generator)
-    if ds.chip_size % divisor:
-        raise SizeMultipleError(ds.chip_size, divisor, "--size", "Chip size", f"the model's {header.architecture} needs it",
-                                "Export the chips again with that size.")
-    generator, _ = load_bundle(model_path, device=dev)
+                f"The {split} split of '{chips_dir}' is empty; choose another --split (train, val, test).")
+        divisor = required_divisor(header.generator)
+        if ds.chip_size % divisor:
+            raise SizeMultipleError(ds.chip_size, divisor, "--size", "Chip size",
+                                    f"the model's {header.architecture} needs it",
+                                    "Export the chips again with that size.")
+        generator, _ = load_bundle(model_path, device=dev)
+        ds.read_raw(0)  # an unreadable first chip fails here
+        if list(probe.input_info.band_names) != list(header.input.band_names):
+            logger.warning("Input band names differ: model %s, chips %s", list(header.input.band_names),
+                           list(probe.input_info.band_names))
     generator.eval()
     train_ds = open_chip_dataset(chips_dir, "train", input_normalizer=in_norm, target_normalizer=tg_norm)
     baseline = fit_linear_baseline(train_ds, in_norm) if len(train_ds) else None

@@ -15,6 +15,8 @@ Example:
     (1, 1, 30, 30)
     >>> receptive_field(3)
     70
+    >>> patch_output_size(256, 3), deepest_fitting_layers(32)
+    (30, 3)
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from geop2p.errors import ConfigError, InputError
 from geop2p.models.init import init_pix2pix_weights
 from geop2p.models.norm import check_norm, make_norm
 
-__all__ = ["PatchDiscriminator", "build_discriminator", "receptive_field"]
+__all__ = ["PatchDiscriminator", "build_discriminator", "deepest_fitting_layers", "patch_output_size",
+           "receptive_field"]
 
 _KERNEL = 4
 
@@ -43,6 +46,37 @@ def receptive_field(n_layers: int) -> int:
     for stride in reversed(strides):
         field = (field - 1) * stride + _KERNEL
     return field
+
+
+def patch_output_size(size: int, n_layers: int) -> int:
+    """Side of the logit map an ``n_layers`` PatchGAN gives for ``size`` px chips (0: the chips are too small).
+
+    Each 4x4 convolution with padding 1 maps ``n`` pixels to ``(n - 2) // stride + 1`` and needs at
+    least 2; the strides are ``n_layers`` times 2, then 1 and 1.
+
+    Example:
+        >>> [patch_output_size(32, n) for n in (1, 2, 3, 4)]
+        [14, 6, 2, 0]
+    """
+    n = int(size)
+    for stride in [2] * int(n_layers) + [1, 1]:
+        if n < 2:
+            return 0
+        n = (n - 2) // stride + 1
+    return max(n, 0)
+
+
+def deepest_fitting_layers(size: int) -> int:
+    """The most PatchGAN layers that still leave one output cell on ``size`` px chips (0: none fits).
+
+    Example:
+        >>> deepest_fitting_layers(64), deepest_fitting_layers(256), deepest_fitting_layers(4)
+        (4, 6, 0)
+    """
+    n = 0
+    while patch_output_size(size, n + 1) >= 1:
+        n += 1
+    return n
 
 
 class PatchDiscriminator(nn.Module):

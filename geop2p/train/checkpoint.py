@@ -8,6 +8,8 @@ The file is a ``torch.save`` of one dict::
     opt_g, opt_d, sched_g, sched_d, scaler   optimiser, scheduler and grad-scaler states
     state                                    LoopState: epoch, step, best epoch and metrics
     rng                                      torch / numpy / python (/ cuda) RNG states
+    data                                     TrainingData: the chips' manifest sha256, chip size, band names
+                                             (absent in checkpoints of geop2p 0.1)
 
 It holds no pickled objects, so it is read with ``torch.load(..., weights_only=True)``
 and a file that needs unpickling is refused.
@@ -16,6 +18,9 @@ Example:
     >>> s = LoopState(epoch=1, global_step=12, best_value=2.5, best_epoch=1, best_metrics={"val_psnr": float("inf")})
     >>> LoopState.from_dict(s.to_dict()).best_metrics
     {'val_psnr': None}
+    >>> d = TrainingData("ab12", 32, ("red", "green", "blue"), ("elevation",))
+    >>> TrainingData.from_dict(d.to_dict()) == d
+    True
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 
 from geop2p import __version__
 from geop2p.errors import ConfigError
-from geop2p.io.atomic import atomic_path
+from geop2p.io.atomic import atomic_path, write_error, writing
 from geop2p.train.config import TrainConfig
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "TRAINER_KEYS",
     "Checkpoint",
     "LoopState",
+    "TrainingData",
     "read_checkpoint",
     "rng_state",
     "set_rng_state",
@@ -133,6 +139,46 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class TrainingData:
+    """What a run trains on, recorded in its checkpoint so that ``--resume`` refuses other chips.
+
+    Attributes:
+        source_sha256: the dataset's identity (sha256 of a chip folder's manifest; the bundle's
+            ``training.chips_manifest_sha256``).
+        chip_size: chip side in pixels.
+        input_bands: the input band names.
+        target_bands: the target band names.
+    """
+
+    source_sha256: str
+    chip_size: int
+    input_bands: tuple[str, ...]
+    target_bands: tuple[str, ...]
+
+    @classmethod
+    def of(cls, dataset: Any) -> "TrainingData":
+        """The identity of a :class:`~geop2p.datasets.PairedChipDataset`."""
+        return cls(str(dataset.source_sha256), int(dataset.chip_size), tuple(dataset.input_info.band_names),
+                   tuple(dataset.target_info.band_names))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values."""
+        return {"source_sha256": self.source_sha256, "chip_size": self.chip_size,
+                "input_bands": list(self.input_bands), "target_bands": list(self.target_bands)}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "TrainingData":
+        """The identity saved by :meth:`to_dict`."""
+        return cls(str(doc["source_sha256"]), int(doc["chip_size"]), tuple(map(str, doc["input_bands"])),
+                   tuple(map(str, doc["target_bands"])))
+
+    def describe(self) -> str:
+        """In words, for messages: ``32 px chips, 3 input band(s) (red, green, blue), 1 target band(s) (...)``."""
+        return (f"{self.chip_size} px chips, {len(self.input_bands)} input band(s) ({', '.join(self.input_bands)}), "
+                f"{len(self.target_bands)} target band(s) ({', '.join(self.target_bands)})")
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """The contents of ``checkpoints/last.pt``.
 
@@ -142,6 +188,7 @@ class Checkpoint:
         loop: the epoch loop's state.
         rng: :func:`rng_state` at the time of writing.
         geop2p_version: the version that wrote it.
+        data: the chips the run trains on (None in checkpoints of geop2p 0.1).
     """
 
     config: dict[str, Any]
@@ -149,6 +196,7 @@ class Checkpoint:
     loop: LoopState
     rng: dict[str, Any]
     geop2p_version: str = __version__
+    data: TrainingData | None = None
 
     def check_resumable(self, config: TrainConfig) -> None:
         """Raise unless ``config`` keeps every :data:`STRUCTURAL_KEYS` setting of the checkpoint's run.
@@ -165,18 +213,61 @@ class Checkpoint:
                 "or start a new run."
             )
 
+    def check_data(self, data: TrainingData, path: str | Path, chips_dir: str | Path) -> None:
+        """Raise unless ``data`` (the chips given now) are the chips the checkpoint's run trained on.
+
+        Band counts and the chip size are compared first (so the message says what differs), then the
+        dataset's identity (a manifest edited or re-exported since). A checkpoint of geop2p 0.1 holds
+        no identity; only its networks' shapes are checked, when they are loaded.
+
+        Raises:
+            ConfigError: naming both sides.
+        """
+        was = self.data
+        if was is None:
+            return
+        fix = "Resume with the run's own chips, or start a new run (another --out, or --overwrite)."
+        if (was.chip_size, len(was.input_bands), len(was.target_bands)) != (
+                data.chip_size, len(data.input_bands), len(data.target_bands)):
+            raise ConfigError(
+                f"Cannot resume '{path}' on '{chips_dir}': the run trained on {was.describe()}, these chips are "
+                f"{data.describe()}. {fix}"
+            )
+        if was.source_sha256 != data.source_sha256:
+            raise ConfigError(
+                f"Cannot resume '{path}' on '{chips_dir}': these are not the chips the run started on (their "
+                f"manifest sha256 is {data.source_sha256[:12]}…, the run's was {was.source_sha256[:12]}…; the "
+                f"folder was re-exported or edited). {fix}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """The dict ``torch.save`` writes (layout in the module doc)."""
-        return {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
-                "geop2p_version": self.geop2p_version, "config": self.config,
-                **{k: self.trainer[k] for k in TRAINER_KEYS},
-                "state": self.loop.to_dict(), "rng": self.rng}
+        doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
+               "geop2p_version": self.geop2p_version, "config": self.config,
+               **{k: self.trainer[k] for k in TRAINER_KEYS},
+               "state": self.loop.to_dict(), "rng": self.rng}
+        if self.data is not None:
+            doc["data"] = self.data.to_dict()
+        return doc
 
 
-def write_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """``torch.save`` ``checkpoint`` to ``path`` atomically (a crash leaves the previous file intact)."""
-    with atomic_path(path, overwrite=True) as tmp:
-        torch.save(checkpoint.to_dict(), tmp)
+def write_checkpoint(path: str | Path, checkpoint: Checkpoint, resume: str | None = None) -> Path:
+    """``torch.save`` ``checkpoint`` to ``path`` atomically (a crash leaves the previous file intact).
+
+    Args:
+        path: ``checkpoints/last.pt``.
+        checkpoint: what to write.
+        resume: how to finish after a failed write, for the message (see :func:`geop2p.io.atomic.write_error`).
+
+    Raises:
+        WriteError: the write failed (:class:`~geop2p.errors.DiskFullError` for a full disk), as one line;
+            the previous checkpoint is left as it was, and no partial file.
+    """
+    with writing(path, resume), atomic_path(path, overwrite=True) as tmp:
+        try:
+            torch.save(checkpoint.to_dict(), tmp)
+        except RuntimeError as exc:  # torch's zip writer: "unexpected pos ...", "file write failed"
+            raise write_error(path, exc, resume) from exc
     return Path(path)
 
 
@@ -212,5 +303,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         loop = LoopState.from_dict(doc["state"])
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"'{path}' has an unreadable loop state; start a new run with --overwrite.") from None
+    try:
+        data = TrainingData.from_dict(doc["data"]) if doc.get("data") is not None else None
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"'{path}' has an unreadable record of its chips; start a new run with --overwrite.") from None
     return Checkpoint(config=dict(doc["config"]), trainer={k: doc[k] for k in TRAINER_KEYS}, loop=loop,
-                      rng=doc["rng"], geop2p_version=str(doc.get("geop2p_version", "?")))
+                      rng=doc["rng"], geop2p_version=str(doc.get("geop2p_version", "?")), data=data)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -82,7 +83,7 @@ class TrainConfig(ConfigSchema):
         compile: wrap the generator with ``torch.compile``.
         workers: DataLoader worker processes.
         best_metric: metric choosing the best epoch (``val_mae`` default; psnr/ssim higher is better).
-        seed: seeds weights, data order and augmentation.
+        seed: seeds weights, data order and augmentation (0 to 2**32 - 1).
         deterministic: ask torch for deterministic algorithms.
         recommended_overlap: overlap recorded in the bundle for predict (None: chip size // 4).
         n_samples: chips shown in ``samples/epoch_NNN.png`` (0 disables).
@@ -149,8 +150,11 @@ class TrainConfig(ConfigSchema):
         if self.recommended_overlap is not None and self.recommended_overlap < 0:
             raise ConfigError(f"recommended_overlap: must be 0 or more, got {self.recommended_overlap}.")
         for key in ("lr", "lambda_l1"):
-            if not getattr(self, key) >= 0 or (key == "lr" and self.lr == 0):
-                raise ConfigError(f"{key}: must be positive, got {getattr(self, key)}.")
+            value = getattr(self, key)
+            if not 0 <= value < math.inf or (key == "lr" and value == 0):
+                raise ConfigError(f"{key}: must be positive and finite, got {value}.")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: must be a whole number from 0 to {2**32 - 1}, got {self.seed}; e.g. --seed 0.")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be in [0, 1), got {getattr(self, key)}.")

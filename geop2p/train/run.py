@@ -7,11 +7,12 @@ term plus ``lambda_l1`` × masked L1; Adam 2e-4 with betas (0.5, 0.999);
 learning rate constant for ``epochs`` then decaying linearly to 0 over
 ``decay_epochs``. Invalid pixels are excluded from every loss and metric.
 
-This module checks everything up front (run folder, resume settings, datasets,
-chip size against the generator, encoder weights), then drives the trainer
-epoch by epoch: validation at the end of each epoch (or at ``max_steps``), the
-best epoch's bundle, ``metrics.csv``, TensorBoard scalars, sample grids and the
-checkpoint. Run folder (:class:`~geop2p.io.run_folder.RunFolder`)::
+This module checks everything up front (:mod:`geop2p.train.checks`: run
+folder, resume settings and data, datasets, chip size against the networks,
+encoder weights, the first chips), takes the run folder's lock, then drives the
+trainer epoch by epoch: validation at the end of each epoch (or at
+``max_steps``), the best epoch's bundle, ``metrics.csv``, TensorBoard scalars,
+sample grids and the checkpoint. Run folder (:class:`~geop2p.io.run_folder.RunFolder`)::
 
     RUN_DIR/
       config.yaml              the resolved TrainConfig
@@ -20,6 +21,15 @@ checkpoint. Run folder (:class:`~geop2p.io.run_folder.RunFolder`)::
       samples/epoch_NNN.png    input | prediction | target rows for a few val chips
       checkpoints/last.pt      everything --resume needs (tensors and plain values only)
       model.safetensors        the bundle of the best epoch (docs/formats.md)
+      .geop2p-lock             while the run writes here (a second run on the folder is refused)
+
+Every file appears whole or not at all; a failed write (a full disk, a
+read-only file system) is one line. A fresh run that fails before its first
+checkpoint removes what it wrote (and the folder, if it made it); one that
+fails later keeps the folder, and its error says to continue with
+``--resume``. A resumed run first removes what a killed run left after its
+checkpoint: the rows of ``metrics.csv`` past the checkpoint's step and the
+partial files of dead processes.
 
 Under ``torchrun`` the same function runs DistributedDataParallel: each rank
 reads its shard of every epoch, metrics are summed across ranks, and only rank
@@ -48,24 +58,33 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from geop2p.datasets import PairAugment, PairedChipDataset, normalizer_from_stats, open_chip_dataset
+from geop2p.datasets import PairedChipDataset
 from geop2p.device import resolve_device
-from geop2p.errors import ChipFolderError, ConfigError, SizeMultipleError
+from geop2p.errors import ChipFolderError, ConfigError
 from geop2p.formats.bundle_header import BandSide, BundleHeader
 from geop2p.io.run_folder import RunFolder, read_history, write_history
-from geop2p.models import required_divisor
 from geop2p.models.bundle import save_bundle
-from geop2p.normalize import Normalizer
-from geop2p.tiling import check_overlap, default_overlap
-from geop2p.train.checkpoint import Checkpoint, LoopState, read_checkpoint, rng_state, set_rng_state, write_checkpoint
+from geop2p.tiling import default_overlap
+from geop2p.train.checkpoint import (
+    Checkpoint,
+    LoopState,
+    TrainingData,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from geop2p.train.checks import TrainData, build_normalizers, check_networks, logs_after_checks, open_data, probe_chips
 from geop2p.train.config import BEST_METRICS, TrainConfig
 from geop2p.train.distributed import DistributedContext, EpochSampler, init_distributed, shutdown
+from geop2p.train.outputs import RunOutputs
 from geop2p.train.samples import save_sample_grid
 from geop2p.train.trainer import Pix2PixTrainer
 
 __all__ = ["train", "TrainResult", "TrainProgress", "build_normalizers"]
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TrainProgress:
@@ -111,69 +130,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_normalizers(stats: dict, cfg: TrainConfig) -> tuple[Normalizer, Normalizer]:
-    """Input and target normalizers from a chip folder's statistics and the config's method.
-
-    When the statistics hold no percentiles (an ArcGIS ``.emd``) and the method is
-    ``percentile``, ``minmax`` is used instead, with a warning.
-    """
-    return tuple(  # type: ignore[return-value]
-        normalizer_from_stats(stats.get(side), side, cfg.normalization, cfg.norm_low, cfg.norm_high)
-        for side in ("input", "target")
-    )
-
-
-# ---------------------------------------------------------------------------------- checks before any output
-@dataclass(frozen=True)
-class _Data:
-    """The opened splits: ``val`` is the train split when the val split is empty (``metrics_split`` says so)."""
-
-    train: PairedChipDataset
-    val: PairedChipDataset
-    metrics_split: str
-    input_normalizer: Normalizer
-    target_normalizer: Normalizer
-
-
-def _open_data(chips_dir: Path, cfg: TrainConfig) -> _Data:
-    augment = PairAugment(flips=cfg.flips, rot90=cfg.rot90) if cfg.augment else None
-    in_norm, tg_norm = build_normalizers(open_chip_dataset(chips_dir, "train", seed=cfg.seed).stats, cfg)
-    norms = {"input_normalizer": in_norm, "target_normalizer": tg_norm, "seed": cfg.seed}
-    train_ds = open_chip_dataset(chips_dir, "train", augment=augment, **norms)
-    if len(train_ds) == 0:
-        raise ChipFolderError(f"'{chips_dir}' has no train chips; re-export with a non-zero train fraction.")
-    val_ds: PairedChipDataset = open_chip_dataset(chips_dir, "val", **norms)
-    metrics_split = "val"
-    if len(val_ds) == 0:
-        logger.warning("The val split of '%s' is empty: epochs are scored on the train chips instead "
-                       "(metrics.csv says so in metrics_split).", chips_dir)
-        val_ds = open_chip_dataset(chips_dir, "train", **norms)
-        metrics_split = "train"
-    return _Data(train_ds, val_ds, metrics_split, in_norm, tg_norm)
-
-
-def _check_networks(cfg: TrainConfig, data: _Data) -> None:
-    """The chips suit the generator; the encoder weights and the recommended overlap are usable."""
-    ds = data.train
-    divisor = required_divisor(cfg.generator_spec(ds.input_info.count, ds.target_info.count))
-    if ds.chip_size % divisor:
-        raise SizeMultipleError(
-            ds.chip_size, divisor, "--size", "Chip size", f"the {cfg.generator} generator needs it",
-            "Re-export the chips with that size, or use a shallower network "
-            "(generator_params: encoder_depth for smp-unet, num_downs for pix2pix-unet).")
-    weights = cfg.pretrained_encoder
-    if weights is not None and cfg.generator != "smp-unet":
-        raise ConfigError(
-            f"encoder_weights {cfg.encoder_weights!r} applies only to --generator smp-unet, not {cfg.generator}; "
-            "use --encoder-weights none."
-        )
-    if weights is not None and weights != "imagenet" and not Path(weights).is_file() and ("/" in weights
-                                                                                           or "." in weights):
-        raise ConfigError(f"encoder_weights file '{weights}' does not exist; give a local file, 'imagenet' or 'none'.")
-    if cfg.recommended_overlap is not None:
-        check_overlap(cfg.recommended_overlap, ds.chip_size, "recommended_overlap")
-
-
 def train(
     chips_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -190,36 +146,46 @@ def train(
         out_dir: the run folder to create (or continue with ``resume``).
         config: the validated settings; default :class:`TrainConfig()`.
         resume: continue from ``out_dir/checkpoints/last.pt`` (model, optimisers, schedulers,
-            scaler, RNG states, epoch and step restored).
-        overwrite: replace an existing, non-empty ``out_dir``.
+            scaler, RNG states, epoch and step restored) on the same chips.
+        overwrite: replace the run in ``out_dir``: only the files a run wrote are deleted, and only
+            when nothing else is there (see :meth:`~geop2p.io.run_folder.RunFolder.owned`).
         progress: called after every step with a :class:`TrainProgress`.
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
-        ConfigError, ChipFolderError, SizeMultipleError, OutputExistsError: before anything is written.
+        ConfigError, ChipFolderError, SizeMultipleError, OutputExistsError, FolderLockedError, WriteError,
+        RasterReadError: before anything is written or logged.
+        WriteError: a write failed during the run (:class:`~geop2p.errors.DiskFullError` for a full disk).
 
     Example:
         >>> train("chips/", "runs/a", TrainConfig(generator="pix2pix-unet", max_steps=100))  # doctest: +SKIP
     """
     cfg = config if config is not None else TrainConfig()
     chips_dir, folder = Path(chips_dir), RunFolder(Path(out_dir))
-    device = resolve_device(cfg.device)
-    folder.check(chips_dir, resume, overwrite)
-    ckpt = read_checkpoint(folder.checkpoint_path) if resume else None
-    if ckpt is not None:
-        ckpt.check_resumable(cfg)
-    data = _open_data(chips_dir, cfg)
-    _check_networks(cfg, data)
-
-    ctx = init_distributed(device.type)
+    ctx: DistributedContext | None = None
     try:
-        if ctx.enabled and device.type == "cuda":
-            device = torch.device("cuda", ctx.local_rank)
-        return _Run(cfg, ctx, device, folder, data, ckpt, overwrite, progress).run()
+        with logs_after_checks():
+            device = resolve_device(cfg.device)
+            folder.check(chips_dir, resume, overwrite, TrainConfig)
+            ckpt = read_checkpoint(folder.checkpoint_path) if resume else None
+            if ckpt is not None:
+                ckpt.check_resumable(cfg)
+            data = open_data(chips_dir, cfg)
+            check_networks(cfg, data)
+            if ckpt is not None:
+                ckpt.check_data(TrainingData.of(data.train), folder.checkpoint_path, chips_dir)
+            probe_chips(data)
+            ctx = init_distributed(device.type)
+            if ctx.enabled and device.type == "cuda":
+                device = torch.device("cuda", ctx.local_rank)
+            run = _Run(cfg, ctx, device, folder, data, ckpt, progress)
+            run.take_folder()
+        return run.run(overwrite, chips_dir)
     finally:
-        shutdown(ctx)
+        if ctx is not None:
+            shutdown(ctx)
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -229,22 +195,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _tensorboard(log_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        logger.info("tensorboard is not installed; no TensorBoard events are written.")
-        return None
-    return SummaryWriter(log_dir=str(log_dir))
-
-
 class _Run:
     """One call of :func:`train` after its checks: the trainer, the samplers, the loop state and the outputs."""
 
     def __init__(self, cfg: TrainConfig, ctx: DistributedContext, device: torch.device, folder: RunFolder,
-                 data: _Data, ckpt: Checkpoint | None, overwrite: bool,
+                 data: TrainData, ckpt: Checkpoint | None,
                  progress: Callable[[TrainProgress], None] | None) -> None:
         self.cfg, self.ctx, self.folder, self.data, self.progress = cfg, ctx, folder, data, progress
+        self.identity = TrainingData.of(data.train)
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -255,18 +213,22 @@ class _Run:
                                       device=device, ctx=ctx)
         self.state = LoopState()
         self.history: list[dict[str, Any]] = []
+        checkpoint_step: int | None = None
         if ckpt is not None:
-            self.trainer.load_state_dict(ckpt.trainer)
+            try:
+                self.trainer.load_state_dict(ckpt.trainer)
+            except (RuntimeError, KeyError, ValueError) as exc:
+                detail = " ".join(str(exc).split())[:160]
+                raise ConfigError(
+                    f"'{folder.checkpoint_path}' does not fit these chips' networks ({detail}); resume with the "
+                    "run's own chips, or start a new run."
+                ) from None
             self.state = ckpt.loop
             set_rng_state(ckpt.rng)
-            self.history = read_history(folder.metrics_path)
+            self.history = read_history(folder.metrics_path, until_step=self.state.global_step)
+            checkpoint_step = self.state.global_step
             logger.info("Resuming at epoch %d, step %d", self.state.epoch + 1, self.state.global_step)
-        self.writer = None
-        if ctx.is_main:
-            folder.prepare(clear=overwrite and ckpt is None)
-            folder.write_config(cfg)
-            self.writer = _tensorboard(folder.tensorboard_dir)
-        ctx.barrier()
+        self.out = RunOutputs(folder, checkpoint_step)
 
         self.sampler = EpochSampler(len(data.train), seed=cfg.seed, shuffle=True, rank=ctx.rank,
                                     world_size=ctx.world_size)
@@ -281,6 +243,12 @@ class _Run:
                                         pad=False)
         self.sample_idx = list(range(min(cfg.n_samples, len(data.val))))
 
+    def take_folder(self) -> None:
+        """Rank 0: make the run folder if needed and lock it (the last check: a folder in use is refused)."""
+        if self.ctx.is_main:
+            self.out.take()
+
+    # ------------------------------------------------------------------ the loop
     def _loader(self, ds: PairedChipDataset, sampler: EpochSampler, shuffle_epoch: int, drop: bool) -> DataLoader:
         # a generator of its own, so creating the loader draws nothing from torch's global RNG
         gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + shuffle_epoch)
@@ -288,15 +256,25 @@ class _Run:
                           drop_last=drop, pin_memory=self.trainer.device.type == "cuda", generator=gen,
                           persistent_workers=False)
 
-    def run(self) -> TrainResult:
+    def run(self, overwrite: bool, chips_dir: Path) -> TrainResult:
         """Train until ``total_steps`` or the last epoch; validate, bundle and checkpoint after each period."""
-        cfg, state = self.cfg, self.state
-        done = state.global_step >= self.total_steps
-        while not done and state.epoch < cfg.total_epochs:
-            done = self._epoch()
-        if self.writer is not None:
-            self.writer.close()
-        self.ctx.barrier()
+        cfg, state, out = self.cfg, self.state, self.out
+        try:
+            if self.ctx.is_main:
+                out.start(cfg, self.history, overwrite, chips_dir)
+            self.ctx.barrier()
+            done = state.global_step >= self.total_steps
+            while not done and state.epoch < cfg.total_epochs:
+                done = self._epoch()
+            if self.ctx.is_main:
+                out.close_events()
+            self.ctx.barrier()
+        except BaseException as exc:
+            if self.ctx.is_main:
+                out.stopped(exc, state.global_step)
+            raise
+        finally:
+            out.release()
         if self.ctx.is_main and not self.folder.bundle_path.exists():
             raise ChipFolderError(
                 f"No epoch produced a finite {cfg.best_metric}; the {self.data.metrics_split} chips may have no "
@@ -331,9 +309,8 @@ class _Run:
                 self.progress(TrainProgress(epoch + 1, state.global_step, self.total_steps, losses, rate, wait,
                                             step_s))
             t_last = time.perf_counter()
-            if self.writer is not None and state.global_step % cfg.log_every == 0:
-                for k, val in losses.items():
-                    self.writer.add_scalar(f"train/loss_{k}", val, state.global_step)
+            if ctx.is_main and state.global_step % cfg.log_every == 0:
+                self.out.scalars({f"train/loss_{k}": val for k, val in losses.items()}, state.global_step)
             if state.global_step >= self.total_steps:
                 done = True
                 break
@@ -349,7 +326,9 @@ class _Run:
         self._end_of_period(epoch, not epoch_complete, mean_losses, seconds, images, lr_used)
         if ctx.is_main:
             write_checkpoint(self.folder.checkpoint_path,
-                             Checkpoint(cfg.to_dict(), self.trainer.state_dict(), state, rng_state()))
+                             Checkpoint(cfg.to_dict(), self.trainer.state_dict(), state, rng_state(),
+                                        data=self.identity), resume=self.out.again())
+            self.out.checkpoint_step = state.global_step
         ctx.barrier()
         return done
 
@@ -375,13 +354,12 @@ class _Run:
         self.history.append(row)
         if self.ctx.is_main:
             if better:
-                save_bundle(self.folder.bundle_path, self.trainer.generator, self._header(), overwrite=True)
-            write_history(self.folder.metrics_path, self.history)
-            if self.writer is not None:
-                for k, v in metrics.items():
-                    if isinstance(v, float) and math.isfinite(v):
-                        self.writer.add_scalar(k, v, state.global_step)
-                self.writer.flush()
+                with self.out.writing(self.folder.bundle_path):
+                    save_bundle(self.folder.bundle_path, self.trainer.generator, self._header(), overwrite=True)
+            with self.out.writing(self.folder.metrics_path):
+                write_history(self.folder.metrics_path, self.history)
+            self.out.scalars({k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)},
+                             state.global_step, flush=True)
         logger.info("epoch %d step %d: %s", epoch + 1, state.global_step,
                     ", ".join(f"{k}={metrics[k]:.4g}" for k in ("val_l1", "val_mae", "val_rmse", "val_psnr",
                                                                   "val_ssim")))
@@ -390,9 +368,10 @@ class _Run:
         items = [self.data.val[i] for i in self.sample_idx]
         x = torch.stack([it["input"] for it in items])
         pred = self.trainer.predict(x)
-        save_sample_grid(self.folder.sample_path(epoch), x.numpy(), pred.numpy(),
-                         torch.stack([it["target"] for it in items]).numpy(),
-                         torch.stack([it["valid"] for it in items]).numpy())
+        path = self.folder.sample_path(epoch)
+        with self.out.writing(path):
+            save_sample_grid(path, x.numpy(), pred.numpy(), torch.stack([it["target"] for it in items]).numpy(),
+                             torch.stack([it["valid"] for it in items]).numpy())
 
     def _header(self) -> BundleHeader:
         """The bundle header of the generator as it is now (the best epoch so far)."""

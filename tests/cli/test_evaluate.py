@@ -44,3 +44,17 @@ def test_evaluate_cli_bad_split_and_missing_model(chip_folder_ro, tmp_path):
     assert res.exit_code == 2 and "'holdout' is not one of 'train', 'val', 'test'" in res.output
     res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "m.safetensors"), str(chip_folder_ro)])
     assert res.exit_code == 1 and "m.safetensors" in res.output
+
+
+def test_evaluate_refuses_a_model_that_is_not_a_bundle_before_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "model.pt").write_bytes(pickle.dumps({"state_dict": {}}))
+    code = ("import sys\nfrom geop2p.cli import cli\n"
+            "try:\n    cli(sys.argv[1:], prog_name='geop2p')\n"
+            "except SystemExit as e:\n    print('torch' in sys.modules, e.code)\n")
+    res = subprocess.run([sys.executable, "-c", code, "evaluate", "model.pt", "chips"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["False", "1"], res.stdout + res.stderr
+    assert "never unpickles" in res.stderr

@@ -76,3 +76,25 @@ def test_train_cli_on_arcgis_tiles(arcgis_tiles, tmp_path, tiny_yaml):
                                    str(tiny_yaml), "--max-steps", "2", "--batch-size", "2", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "seed: must be a whole number"),
+    (["--out", "thesis.docx"], "is a file"),
+    (["--out", "photos", "--overwrite"], "'photos' holds 'cat.jpg', which geop2p did not write"),
+])
+def test_train_refuses_options_and_out_before_importing_torch(tmp_path, args, message):
+    """The checks that need no torch run first, so such a command is refused at once."""
+    import subprocess
+    import sys
+
+    (tmp_path / "thesis.docx").write_text("mine")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_text("a cat")
+    code = ("import sys\nfrom geop2p.cli import cli\n"
+            "try:\n    cli(sys.argv[1:], prog_name='geop2p')\n"
+            "except SystemExit as e:\n    print('torch' in sys.modules, e.code)\n")
+    res = subprocess.run([sys.executable, "-c", code, "train", "chips", "--out", "run", *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["False", "1"], res.stdout + res.stderr
+    assert message in res.stderr

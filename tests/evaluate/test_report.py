@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from geop2p.evaluate import EvaluationReport
 from geop2p.formats import jsonsafe
 
@@ -39,3 +41,40 @@ def test_table_marks_the_better_side():
     assert lines["MAE"][-1] == "model" and lines["RMSE"][-1] == "baseline"
     assert lines["PSNR"][-1] == "model"  # inf beats 20
     assert lines["SSIM"] == ["dem", "SSIM", "nan", "0.5"]  # no verdict when a side is NaN
+
+
+def test_the_json_report_path_is_checked_before_anything_is_scored(tmp_path):
+    from geop2p.errors import OutputExistsError
+    from geop2p.evaluate import check_report_path
+
+    model, chips = tmp_path / "model.safetensors", tmp_path / "chips"
+    model.write_bytes(b"x")
+    chips.mkdir()
+    (tmp_path / "thesis.docx").write_text("mine")
+    inputs = (model, chips)
+    check_report_path(tmp_path / "report.json", False, inputs)
+    check_report_path(tmp_path / "new" / "report.json", False, inputs)  # a missing folder is made when writing
+    for path, overwrite, message in [
+        (chips, True, "is a folder; give a file name"),
+        (model, True, "is an input of this command"),
+        (chips / "geop2p-chips.json", True, "is inside '.*chips', an input"),
+        (tmp_path / "thesis.docx", False, "already exists"),
+        (tmp_path / "thesis.docx" / "report.json", False, "thesis.docx' is a file, not a folder"),
+    ]:
+        with pytest.raises(OutputExistsError, match=message):
+            check_report_path(path, overwrite, inputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "model.safetensors", "thesis.docx"]
+
+
+def test_write_json_is_whole_or_nothing(tmp_path):
+    from geop2p.errors import OutputExistsError
+
+    m = {"bands": {"dem": {"mae": 1.0, "rmse": 2.0, "psnr": 30.0, "ssim": 0.5}}, "mae": 1.0, "rmse": 2.0,
+         "psnr": 30.0, "ssim": 0.5}
+    report = EvaluationReport("model.safetensors", "chips", "test", 2, ("dem",), m, None, 0)
+    path = report.write_json(tmp_path / "r.json")
+    assert json.loads(path.read_text())["split"] == "test"
+    with pytest.raises(OutputExistsError):
+        report.write_json(path)
+    report.write_json(path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]

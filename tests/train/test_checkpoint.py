@@ -106,3 +106,82 @@ def test_read_refuses(tmp_path, content, message):
     torch.save(content, path)
     with pytest.raises(ConfigError, match=message):
         read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------------- resume on other chips
+SMALL = dict(generator="linear", d_ndf=4, d_layers=2, workers=0, device="cpu", batch_size=2, n_samples=0, epochs=2,
+             decay_epochs=0)
+
+
+@pytest.fixture(scope="module")
+def run_on_32px(tmp_path_factory):
+    """A run of one epoch on 2 × 3 chips of 32 px (3 input bands, 1 target), and its chips."""
+    from tests.fixtures.train import write_chip_folder
+
+    root = tmp_path_factory.mktemp("run32")
+    chips = write_chip_folder(root / "chips", rows=2, cols=3, size=32)
+    train(chips, root / "run", TrainConfig(**SMALL, max_steps=2))
+    return root
+
+
+def _edited(chips, tmp_path, change):
+    import json
+    import shutil
+
+    copy = shutil.copytree(chips, tmp_path / "edited")
+    doc = json.loads((copy / "geop2p-chips.json").read_text())
+    change(doc)
+    (copy / "geop2p-chips.json").write_text(json.dumps(doc, indent=2))
+    return copy
+
+
+@pytest.mark.parametrize("other, message", [
+    ("64px", r"trained on 32 px chips, 3 input band\(s\) \(red, green, blue\), 1 target band\(s\) \(elevation\), "
+             r"these chips are 64 px chips, 3 input band\(s\)"),
+    ("2-bands", r"these chips are 32 px chips, 2 input band\(s\) \(red, green\)"),
+    ("manifest-claims-64px", r"trained on 32 px chips.*these chips are 64 px chips"),
+    ("manifest-edited", r"these are not the chips the run started on \(their manifest sha256 is [0-9a-f]{12}…"),
+    ("re-exported", r"these are not the chips the run started on"),
+])
+def test_resume_refuses_other_chips_and_writes_nothing(run_on_32px, tmp_path, other, message):
+    from tests.bad_input.harness import snapshot
+    from tests.fixtures.train import write_chip_folder
+
+    chips = run_on_32px / "chips"
+    other_chips = {
+        "64px": lambda: write_chip_folder(tmp_path / "c64", rows=1, cols=3, size=64),
+        "2-bands": lambda: write_chip_folder(tmp_path / "c2", rows=2, cols=3, size=32, n_input_bands=2),
+        "manifest-claims-64px": lambda: _edited(chips, tmp_path, lambda d: d["chip_spec"].update(size=64)),
+        "manifest-edited": lambda: _edited(chips, tmp_path, lambda d: d.update(created="2026-02-02T00:00:00+00:00")),
+        "re-exported": lambda: write_chip_folder(tmp_path / "again", rows=2, cols=3, size=32, seed=1),
+    }[other]()
+    before = snapshot(run_on_32px)
+    with pytest.raises(ConfigError, match=rf"Cannot resume '.*last.pt' on '{other_chips}': .*{message}.*"
+                                          r"Resume with the run's own chips, or start a new run"):
+        train(other_chips, run_on_32px / "run", TrainConfig(**SMALL), resume=True)
+    assert snapshot(run_on_32px) == before
+
+
+def test_the_checkpoint_records_its_chips(run_on_32px):
+    from geop2p.io.chip_folder import manifest_sha256
+
+    data = read_checkpoint(run_on_32px / "run" / "checkpoints" / "last.pt").data
+    assert data.source_sha256 == manifest_sha256(run_on_32px / "chips") and data.chip_size == 32
+    assert (data.input_bands, data.target_bands) == (("red", "green", "blue"), ("elevation",))
+
+
+def test_a_checkpoint_without_a_chips_record_is_checked_by_its_networks(run_on_32px, tmp_path):
+    """Checkpoints of geop2p 0.1 hold no record of their chips: 2-band chips fail on the weights, in one line."""
+    import shutil
+
+    from tests.fixtures.train import write_chip_folder
+
+    run = shutil.copytree(run_on_32px / "run", tmp_path / "run")
+    doc = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    del doc["data"]
+    torch.save(doc, run / "checkpoints" / "last.pt")
+    assert read_checkpoint(run / "checkpoints" / "last.pt").data is None
+    two = write_chip_folder(tmp_path / "c2", rows=2, cols=3, size=32, n_input_bands=2)
+    with pytest.raises(ConfigError, match=r"last.pt' does not fit these chips' networks \(.*size mismatch"):
+        train(two, run, TrainConfig(**SMALL), resume=True)
+    assert train(run_on_32px / "chips", run, TrainConfig(**SMALL), resume=True).steps == 4

@@ -84,8 +84,18 @@ def test_existing_run_folder_refused_then_overwritten(chip_folder_ro, tmp_path, 
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
     with pytest.raises(ConfigError, match="Nothing to resume"):
         train(chip_folder_ro, run, tiny_config, resume=True)
-    train(chip_folder_ro, run, tiny_config.merge({"max_steps": 1, "n_samples": 0}), overwrite=True)
-    assert not (run / "notes.txt").exists() and (run / "model.safetensors").exists()
+    # --overwrite deletes only what a run wrote: the user's file is named, and nothing is deleted
+    with pytest.raises(OutputExistsError, match="holds 'notes.txt', which geop2p did not write"):
+        train(chip_folder_ro, run, tiny_config, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    (run / "notes.txt").unlink()
+    cfg = tiny_config.merge({"max_steps": 1, "n_samples": 0})
+    train(chip_folder_ro, run, cfg)
+    (run / "checkpoints" / ".last.partial-99999999-0123abcd.pt").write_bytes(b"left by a killed run")
+    first = (run / "model.safetensors").read_bytes()
+    train(chip_folder_ro, run, cfg.merge({"seed": 1}), overwrite=True)
+    assert (run / "model.safetensors").read_bytes() != first
+    assert not list(run.rglob("*partial*")) and not (run / ".geop2p-lock").exists()
 
 
 def test_chip_size_checked_before_writing(chip_folder_ro, tmp_path, tiny_config):
@@ -128,3 +138,39 @@ def test_smp_unet_trains(chip_folder_ro, tmp_path, tiny_config):
                              "gan_mode": "hinge", "d_norm": "batch", "spectral_norm": True})
     result = train(chip_folder_ro, tmp_path / "run", cfg)
     assert read_bundle_header(result.bundle_path).generator["params"]["encoder_name"] == "resnet18"
+
+
+def test_the_patchgan_depth_is_bounded_by_the_chip_size(chip_folder_ro, tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match=r"d_layers 5 is too deep for 64 px chips: the PatchGAN would leave no output "
+                                          r"cell; use --d-layers 4 or fewer \(4 sees 142x142 px patches\)"):
+        train(chip_folder_ro, tmp_path / "run", tiny_config.merge({"d_layers": 5}))
+    assert not (tmp_path / "run").exists()
+
+
+def test_nothing_is_logged_before_a_refusal(tmp_path, tiny_config, caplog):
+    """Validate first: the notes of the checks (an empty val split, a normalizer falling back to minmax) are held
+    until every check has passed, so a refused command prints its error alone."""
+    import logging
+
+    from tests.fixtures.train import write_chip_folder
+
+    caplog.set_level(logging.DEBUG, logger="geop2p")
+    ids = [f"{r * 64:06d}_{c * 64:06d}" for r in range(2) for c in range(2)]
+    chips = write_chip_folder(tmp_path / "chips", rows=2, cols=2, splits={i: "train" for i in ids})
+    for change in ({"d_layers": 9}, {"d_layers": 9, "norm_low": 5, "norm_high": 95}):
+        with pytest.raises(ConfigError, match="d_layers 9 is too deep"):
+            train(chips, tmp_path / "run", tiny_config.merge(change))
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("geop2p")] == []
+    assert not (tmp_path / "run").exists()
+    train(chips, tmp_path / "run", tiny_config.merge({"max_steps": 1, "n_samples": 0, "norm_low": 5,
+                                                      "norm_high": 95}))
+    notes = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("val split" in n for n in notes) and any("minmax" in n for n in notes)
+
+
+def test_a_run_leaves_no_lock(chip_folder_ro, tmp_path, tiny_config):
+    run = tmp_path / "run"
+    train(chip_folder_ro, run, tiny_config.merge({"max_steps": 1, "n_samples": 0}))
+    assert not (run / ".geop2p-lock").exists()
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "metrics.csv", "model.safetensors",
+                                                      "samples", "tensorboard"]
