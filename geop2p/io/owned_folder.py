@@ -92,15 +92,31 @@ class OwnedFolder:
                 f"refusing to delete it with --overwrite. Move it away, or choose another output folder."
             )
 
-    def remove(self, protected: Iterable[str | os.PathLike] = ()) -> int:
+    def remove(self, protected: Iterable[str | os.PathLike] = (), keep: Iterable[str | os.PathLike] = ()) -> int:
         """:meth:`check`, then delete the owned files and the sub-folders left empty; return how many files.
+
+        Args:
+            protected: the command's inputs (refused when inside the folder).
+            keep: owned files to leave in place (the lock the calling process holds).
 
         Raises:
             OutputExistsError: see :meth:`check`.
             WriteError: a file could not be deleted.
         """
         self.check(protected)
-        files = self.owned()
+        return self.delete_owned(keep)
+
+    def delete_owned(self, keep: Iterable[str | os.PathLike] = ()) -> int:
+        """Delete the owned files (but ``keep``) and owned sub-folders left empty, leaving anything else in place.
+
+        This is the clean-up of a run that failed in a folder it may share with the user's files; use
+        :meth:`remove` to replace a folder's contents.
+
+        Raises:
+            WriteError: a file could not be deleted.
+        """
+        kept = {Path(k).absolute() for k in keep}
+        files = [f for f in self.owned() if f.absolute() not in kept]
         for path in files:
             try:
                 path.unlink()

@@ -293,20 +293,7 @@ class RunFolder:
         return self._delete(self.owned(config_type))
 
     def _delete(self, folder: OwnedFolder) -> int:
-        lock = self.root / LOCK_NAME
-        files = [p for p in folder.owned() if p != lock]
-        for path in files:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise WriteError(f"Cannot delete '{path}' ({exc.strerror}) from run folder '{self.root}'.") from None
-        for name in _SUBFOLDERS:
-            sub = self.root / name
-            if folder.is_owned(PurePosixPath(name)) and not any(sub.iterdir()):
-                sub.rmdir()
-        return len(files)
+        return folder.delete_owned(keep=[self.root / LOCK_NAME])
 
     def sweep_partials(self) -> list[Path]:
         """Remove the partial files that dead processes (``kill -9``) left beside the run's files."""
