@@ -1,20 +1,16 @@
 """QGIS Processing script: translate a raster layer with a geop2p model and add the result to the map.
 
-Load it in QGIS: Processing Toolbox → Scripts (python icon) → *Add Script to
-Toolbox…* and choose this file, or add this folder under Settings → Options →
-Processing → Scripts → Scripts folder(s). geop2p must be installed in QGIS's
-Python (see tools/qgis/README.md). The work is done by
-``geop2p_qgis_core.py`` beside this file (tested without QGIS).
+Copy this one file into a QGIS scripts folder (Processing Toolbox → Scripts
+(python icon) → "Add Script to Toolbox...", or Settings → Options →
+Processing → Scripts → "Scripts folder(s)"). geop2p itself must be installed
+in the Python QGIS runs (see tools/qgis/README.md): every rule lives in
+``geop2p.qgis``, so this file holds only the QGIS algorithm (QGIS's script
+loader runs every ``.py`` of a scripts folder, without registering it as a
+module, so keep no other geop2p file there).
 """
-
-from __future__ import annotations
-
-import os
-import sys
 
 from qgis.core import (
     QgsProcessingAlgorithm,
-    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -23,21 +19,16 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-try:
-    import geop2p_qgis_core as core
-except ImportError:  # the core sits beside this file; QGIS may run the script from elsewhere
-    _here = os.path.dirname(os.path.abspath(globals().get("__file__", "")))
-    if _here and _here not in sys.path:
-        sys.path.insert(0, _here)
-    try:
-        import geop2p_qgis_core as core
-    except ImportError as exc:  # pragma: no cover - depends on the QGIS installation
-        raise ImportError(
-            "geop2p_qgis_core.py was not found next to geop2p_translate.py; keep both files in the same "
-            "scripts folder (Settings → Options → Processing → Scripts)."
-        ) from exc
+try:  # the algorithm loads without geop2p, and says how to install it when run
+    from geop2p import qgis as core
+except ImportError as exc:  # pragma: no cover - depends on the QGIS installation
+    core = None
+    GEOP2P_IMPORT_ERROR = str(exc)
+else:
+    GEOP2P_IMPORT_ERROR = ""
 
 DEVICES = ["auto", "cpu", "cuda"]
+MODEL_FILE_FILTER = "geop2p model (*.safetensors);;All files (*.*)"
 
 
 class Geop2pTranslateAlgorithm(QgsProcessingAlgorithm):
@@ -79,7 +70,7 @@ class Geop2pTranslateAlgorithm(QgsProcessingAlgorithm):
                 self.MODEL,
                 "geop2p model (.safetensors)",
                 behavior=QgsProcessingParameterFile.File,
-                fileFilter="geop2p model (*.safetensors)",
+                fileFilter=MODEL_FILE_FILTER,
             )
         )
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0))
@@ -89,33 +80,30 @@ class Geop2pTranslateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Translated raster"))
 
     def processAlgorithm(self, parameters, context, feedback):
+        if core is None:
+            raise QgsProcessingException(
+                f"geop2p is not installed in the Python QGIS runs ({GEOP2P_IMPORT_ERROR}); install it in a venv "
+                "made with --system-site-packages and put its site-packages on PYTHONPATH (tools/qgis/README.md)."
+            )
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException("Choose an input raster layer.")
         model = self.parameterAsFile(parameters, self.MODEL, context)
+        # a real path even for "Save to temporary file" (TEMPORARY_OUTPUT)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         overwrite = self.parameterAsBoolean(parameters, self.OVERWRITE, context)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         try:
             request = core.resolve_request(layer.source(), model, output, overwrite=overwrite)
-            feedback.pushInfo(f"Translating {request.source} with {request.model.name} → {request.output}")
+            feedback.pushInfo(f"Translating {request.source} with {request.model.name} -> {request.output}")
             path = core.run_translation(
                 request, progress=feedback.setProgress, is_canceled=feedback.isCanceled, device=device
             )
-        except core.TranslationCanceled as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        except ImportError as exc:
-            raise QgsProcessingException(
-                f"geop2p is not installed in QGIS's Python ({exc}); see tools/qgis/README.md."
-            ) from exc
-        except (core.QgisInputError, ValueError, OSError) as exc:  # geop2p errors subclass these builtins
+        except (core.TranslationCanceled, ValueError, OSError, ImportError) as exc:
+            # geop2p's errors subclass these builtins and say what to do in one line
             raise QgsProcessingException(str(exc)) from exc
         # Processing adds OUTPUT to the map when the run ends ("Open output file after running algorithm");
-        # make sure it does even for a default output name, and name the layer after the file.
+        # name the layer after the file.
         if context.willLoadLayerOnCompletion(str(path)):
             context.layerToLoadOnCompletionDetails(str(path)).name = path.stem
-        else:
-            context.addLayerToLoadOnCompletion(
-                str(path), QgsProcessingContext.LayerDetails(path.stem, context.project(), self.OUTPUT)
-            )
         return {self.OUTPUT: str(path)}

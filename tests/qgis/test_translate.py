@@ -1,25 +1,24 @@
-"""The QGIS-free core of tools/qgis/geop2p_translate.py (QGIS itself is not installed)."""
+"""geop2p.qgis.translate: what tools/qgis/geop2p_translate.py calls (no QGIS needed; tests/qgis/test_processing.py
+runs the script in a real QGIS where one is installed)."""
 
 from __future__ import annotations
 
-import importlib
-import sys
+import ast
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
+from geop2p import qgis as core_module
+
 QGIS_DIR = Path(__file__).resolve().parents[2] / "tools" / "qgis"
+SCRIPT = QGIS_DIR / "geop2p_translate.py"
 
 
 @pytest.fixture(scope="module")
 def core():
-    sys.path.insert(0, str(QGIS_DIR))
-    try:
-        yield importlib.import_module("geop2p_qgis_core")
-    finally:
-        sys.path.remove(str(QGIS_DIR))
+    return core_module
 
 
 @pytest.fixture
@@ -71,8 +70,11 @@ def test_default_output_names(core):
 
 
 def test_resolve_request(core, scene, identity_bundle, tmp_path):
-    req = core.resolve_request(str(scene), str(identity_bundle), "TEMPORARY_OUTPUT")
+    req = core.resolve_request(str(scene), str(identity_bundle), "")
     assert req.output == scene.with_name("scene_identity_pred.tif") and not req.overwrite
+    # QGIS resolves "Save to temporary file" with parameterAsOutputLayer; the placeholder itself never reaches here
+    with pytest.raises(core.QgisInputError, match="parameterAsOutputLayer"):
+        core.resolve_request(str(scene), str(identity_bundle), core.TEMPORARY_OUTPUT)
     req = core.resolve_request(str(scene), str(identity_bundle), str(tmp_path / "o.tif"), overwrite=True)
     assert req.output == tmp_path / "o.tif" and req.overwrite
 
@@ -125,11 +127,39 @@ def test_cancel_leaves_no_output(core, scene, identity_bundle, tmp_path):
 
 
 def test_qgis_script_uses_only_the_core(core):
-    """The Processing script is plain Python that delegates to the core (it cannot run without QGIS)."""
-    import ast
-
-    tree = ast.parse((QGIS_DIR / "geop2p_translate.py").read_text())
+    """The Processing script is plain Python that delegates to geop2p.qgis (it cannot run without QGIS)."""
+    tree = ast.parse(SCRIPT.read_text())
     calls = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and
              isinstance(node.value, ast.Name) and node.value.id == "core"}
-    assert {"resolve_request", "run_translation", "TranslationCanceled", "QgisInputError"} <= calls
+    assert {"resolve_request", "run_translation", "TranslationCanceled"} <= calls
     assert all(hasattr(core, name) for name in calls)
+
+
+def test_the_script_is_the_only_python_file_and_holds_no_dataclass():
+    """QGIS's loader runs every .py of a scripts folder (os.walk) without registering it in sys.modules."""
+    assert sorted(p.name for p in QGIS_DIR.rglob("*.py")) == ["geop2p_translate.py"]
+    text = SCRIPT.read_text()
+    assert "dataclass" not in text and "from __future__" not in text
+    assert "from geop2p import qgis as core" in text
+
+
+def test_the_scripts_choices_are_the_cores():
+    """The script repeats DEVICES and the file filter so it loads without geop2p; they must stay the core's."""
+    values = {}
+    for node in ast.parse(SCRIPT.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in ("DEVICES", "MODEL_FILE_FILTER"):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    assert tuple(values["DEVICES"]) == core_module.DEVICES
+    assert values["MODEL_FILE_FILTER"] == core_module.MODEL_FILE_FILTER
+    assert "All files (*.*)" in core_module.MODEL_FILE_FILTER  # so QGIS lets a .pt through to the friendly refusal
+
+
+def test_device_messages_speak_of_the_device_parameter(core, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(core.QgisInputError, match="set the Device parameter to cpu") as info:
+        core.check_device("cuda")
+    assert "--device" not in str(info.value)
+    assert core.check_device("auto") == "auto"

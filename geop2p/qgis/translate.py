@@ -1,12 +1,17 @@
-"""The QGIS-free core of the geop2p QGIS Processing script: argument resolution, output naming, the call into geop2p.
+"""What the QGIS Processing script ``tools/qgis/geop2p_translate.py`` does, without QGIS.
 
-``geop2p_translate.py`` (the QgsProcessingAlgorithm) only gathers the user's
-choices from QGIS and hands them to :func:`resolve_request` and
-:func:`run_translation` here, so this logic is tested without QGIS installed.
+The script (a ``QgsProcessingAlgorithm`` in one self-contained file, the only
+file a QGIS scripts folder needs) gathers the user's choices and hands them to
+:func:`resolve_request` and :func:`run_translation`; this module holds every
+rule, so it is tested without QGIS and the script file holds no dataclass
+(QGIS's script loader executes each ``.py`` without registering it in
+``sys.modules``, where a dataclass with string annotations fails).
 
 Example:
-    >>> req = resolve_request("scene.tif", "model.safetensors", None)  # doctest: +SKIP
-    >>> run_translation(req, progress=print)  # doctest: +SKIP
+    >>> default_output_path(Path("/d/scene.tif"), Path("/r/model.safetensors")).name
+    'scene_pred.tif'
+    >>> req = resolve_request("scene.tif", "model.safetensors", "")  # doctest: +SKIP
+    >>> run_translation(req, progress=print, device="cpu")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,26 +21,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from geop2p.errors import Geop2pError, InputError
+
 __all__ = [
+    "DEVICES",
+    "MODEL_FILE_FILTER",
     "QgisInputError",
     "TranslationCanceled",
     "TranslateRequest",
+    "check_device",
     "default_output_path",
     "layer_source_path",
     "resolve_request",
     "run_translation",
 ]
 
-# QGIS's placeholder for "save to a temporary file"
+#: QGIS's placeholder for "save to a temporary file"; ``parameterAsOutputLayer`` turns it into a real path
 TEMPORARY_OUTPUT = "TEMPORARY_OUTPUT"
 RASTER_SUFFIXES = (".tif", ".tiff")
+#: the choices of the script's "Device" parameter
+DEVICES = ("auto", "cpu", "cuda")
+#: the "geop2p model" file parameter's filter: "All files" too, so QGIS lets a .pt through to
+#: :func:`resolve_request`, which says why it is refused (a .safetensors-only filter makes QGIS answer
+#: "Incorrect parameter value for MODEL" first)
+MODEL_FILE_FILTER = "geop2p model (*.safetensors);;All files (*.*)"
 
 
-class QgisInputError(ValueError):
+class QgisInputError(InputError):
     """A choice made in the QGIS dialog cannot be used (the message says how to fix it)."""
 
 
-class TranslationCanceled(RuntimeError):
+class TranslationCanceled(Geop2pError, RuntimeError):
     """The user pressed Cancel in QGIS; no output file is left behind."""
 
 
@@ -108,7 +124,8 @@ def resolve_request(
     Args:
         source: the input layer's ``source()`` string.
         model: path of a geop2p ``.safetensors`` bundle.
-        output: the output path QGIS gives (empty / ``TEMPORARY_OUTPUT`` = default name beside the scene).
+        output: the output path, as ``parameterAsOutputLayer`` gives it (QGIS turns "Save to temporary
+            file" into a path under its processing folder); empty = ``<scene>_pred.tif`` beside the scene.
         overwrite: replace an existing output.
 
     Raises:
@@ -129,7 +146,12 @@ def resolve_request(
             "geop2p never loads pickled (.pt/.pth) models. Use the model.safetensors written by `geop2p train`."
         )
     out_text = str(output).strip() if output is not None else ""
-    if not out_text or out_text == TEMPORARY_OUTPUT:
+    if out_text == TEMPORARY_OUTPUT:
+        raise QgisInputError(
+            "The output is QGIS's TEMPORARY_OUTPUT placeholder; resolve it with parameterAsOutputLayer() "
+            "(which gives a real file path) before calling geop2p."
+        )
+    if not out_text:
         out = default_output_path(src, model_path)
     else:
         out = Path(out_text)
@@ -140,6 +162,33 @@ def resolve_request(
     if out.exists() and not overwrite:
         raise QgisInputError(f"Output '{out}' already exists; choose another name or tick 'Overwrite existing output'.")
     return TranslateRequest(src, model_path, out, bool(overwrite))
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` if geop2p can use it here; else a :class:`QgisInputError` worded for the dialog.
+
+    Example:
+        >>> check_device("cpu")
+        'cpu'
+        >>> check_device("tpu")
+        Traceback (most recent call last):
+        ...
+        geop2p.qgis.translate.QgisInputError: Device 'tpu' is not one of auto, cpu, cuda; choose one in the Device list.
+    """
+    if device not in DEVICES:
+        raise QgisInputError(f"Device {device!r} is not one of {', '.join(DEVICES)}; choose one in the Device list.")
+    if device == "cuda":
+        from geop2p.device import resolve_device
+        from geop2p.errors import ConfigError
+
+        try:
+            resolve_device(device)
+        except ConfigError:
+            raise QgisInputError(
+                "Device 'cuda' was chosen but CUDA is not available in QGIS's Python; set the Device parameter "
+                "to cpu (or auto)."
+            ) from None
+    return device
 
 
 def run_translation(
@@ -156,7 +205,7 @@ def run_translation(
         progress: called with a percentage 0..100 (QGIS's ``feedback.setProgress``).
         is_canceled: polled between windows (QGIS's ``feedback.isCanceled``); when it
             returns True the run stops with :class:`TranslationCanceled` and no output is left.
-        device: ``auto``, ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu`` or ``cuda`` (checked by :func:`check_device`).
         translator_factory: builds the translator from a model path (default
             ``geop2p.predict.Translator.from_file``); a seam for tests.
 
@@ -176,6 +225,7 @@ def run_translation(
             fraction = done / total if total else done
             progress(max(0.0, min(100.0, 100.0 * float(fraction))))
 
+    check_device(device)
     translator = translator_factory(str(request.model), device=device)
     on_progress(0.0, 1.0)
     translator.predict_raster(
