@@ -45,8 +45,9 @@ def command(ctx: click.Context, scenes, model, out, out_dir, window, overlap, ba
             bands, cog, compress, strip_rows, overwrite) -> None:
     """Translate SCENES with a trained model into rasters on exactly the scenes' grids.
 
-    Every check (model, scenes, bands, window size, outputs) runs before
-    anything is written; each output appears only when complete.  Under
+    Every check (model, scenes, bands, window size and memory, outputs) runs
+    before anything is written or logged; each output appears only when
+    complete, and an interrupted run (Ctrl-C, SIGTERM) leaves nothing.  Under
     `torchrun --nproc_per_node N -m geop2p predict ...` the scenes are shared
     out across the ranks.
 
@@ -55,13 +56,22 @@ def command(ctx: click.Context, scenes, model, out, out_dir, window, overlap, ba
       geop2p predict scene.tif --model run/model.safetensors
       geop2p predict a.tif b.tif --model run/model.safetensors --out-dir preds --cog
     """
-    from geop2p.predict import PredictConfig, Translator, predict_scenes, scene_outputs
+    from geop2p.io.bundle_file import read_bundle_header
+    from geop2p.predict import PredictConfig, predict_scenes, scene_outputs
+    from geop2p.predict.preflight import check_request, resolve_window
 
     config = PredictConfig(
         window=window, overlap=overlap, batch_size=batch_size, device=device, tta=int(tta), cog=cog,
         bands=tuple(bands) if bands else None, precision=precision, strip_rows=strip_rows, compress=compress,
     )
-    scene_outputs(list(scenes), out, out_dir)  # -o / --out-dir rules before loading the model
+    # every check that needs no torch first, so a bad command is one line, at once
+    outputs = scene_outputs(list(scenes), out, out_dir)
+    header = read_bundle_header(model)
+    size, _ = resolve_window(header, config.window, config.overlap)
+    check_request(list(scenes), outputs, header, window=size, bands=config.bands, overwrite=overwrite, out_dir=out_dir)
+
+    from geop2p.predict import Translator  # imports torch
+
     translator = Translator.from_file(model, device=None, config=config)
 
     show = bool(ctx.obj and ctx.obj.get("progress"))

@@ -13,6 +13,19 @@ With ``cog=True`` the tiled file is converted, once complete, to a Cloud
 Optimized GeoTIFF with overviews by GDAL's COG driver, still under a temporary
 name, and only then renamed.
 
+A file gets its final name only once it is known to be whole: GDAL writes the
+last tiles and the directory when the file is closed and does not always say
+when that fails (a full disk shows up only as a libtiff message), so the
+closed file's block table is checked against its size before the rename.  Any
+failure to write, a full disk included, is one :class:`~geop2p.errors.WriteError`
+(:class:`~geop2p.errors.DiskFullError` for a full disk) naming the output, and
+libtiff's own messages go to the ``geop2p.gdal`` logger
+(:func:`geop2p.io.gdal_log.route_gdal_messages`), never raw to stderr.
+
+A scene georeferenced by ground control points or RPCs instead of a transform
+passes them on (``gcps``, ``rpcs``), so the prediction is placed on the Earth
+exactly like the scene.
+
 Invalid pixels become the target's nodata value when it has one; otherwise an
 internal per-dataset mask (GDAL mask band) records them.
 
@@ -24,26 +37,50 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from geop2p.errors import InputError, WriteError
+from geop2p.errors import Geop2pError, InputError, WriteError
 from geop2p.grid import GeoGrid
+from geop2p.io.atomic import atomic_path, check_output_free, temporary_sibling, write_error
 from geop2p.io.compression import check_compression, predictor_for
-from geop2p.io.atomic import atomic_path, check_output_free, temporary_sibling
+from geop2p.io.gdal_log import route_gdal_messages
+from geop2p.io.read import block_extents
 
 __all__ = ["PredictionWriter", "WriteError"]
 
 log = logging.getLogger(__name__)
 
+
+class _CutShort(Exception):
+    """A closed GeoTIFF whose block table does not fit its file (its last writes were lost)."""
+
+
+def _check_whole(path: Path) -> None:
+    """Raise :class:`_CutShort` unless every block of the GeoTIFF at ``path`` was written and lies inside the file."""
+    size = path.stat().st_size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a GCP or pixel-space output
+            src = rasterio.open(path)
+        with src:
+            for band, r, c, offset, length in block_extents(src):
+                if not offset or not length or offset + length > size:
+                    raise _CutShort(
+                        f"block ({r}, {c}) of band {band} is {'missing' if not offset or not length else 'cut short'}"
+                    )
+    except RasterioError as exc:
+        raise _CutShort(f"it cannot be read back: {str(exc).splitlines()[0]}") from exc
 
 
 class PredictionWriter:
@@ -65,6 +102,9 @@ class PredictionWriter:
         overview_resampling: resampling of COG overviews (``average``, ``nearest``, ...).
         tags: dataset metadata tags (e.g. provenance of the model).
         overwrite: replace an existing output.
+        gcps: ``(ground control points, their CRS)`` for a scene georeferenced by GCPs
+            (``grid`` then has no CRS and the identity transform); None otherwise.
+        rpcs: a ``rasterio.rpc.RPC`` for a scene georeferenced by RPCs, or None.
 
     Raises:
         OutputExistsError: when the output exists and ``overwrite`` is False (checked on creation).
@@ -92,6 +132,8 @@ class PredictionWriter:
         overview_resampling: str = "average",
         tags: dict[str, str] | None = None,
         overwrite: bool = False,
+        gcps: tuple[Sequence[Any], Any] | None = None,
+        rpcs: Any = None,
     ) -> None:
         self.path = Path(path)
         self.grid = grid
@@ -117,6 +159,8 @@ class PredictionWriter:
         self.overview_resampling = overview_resampling
         self.tags = dict(tags or {})
         self.overwrite = overwrite
+        self.gcps = (list(gcps[0]), gcps[1]) if gcps and gcps[0] else None
+        self.rpcs = rpcs
         check_output_free(self.path, overwrite)
         self._stack: contextlib.ExitStack | None = None
         self._dst = None
@@ -135,15 +179,20 @@ class PredictionWriter:
             width=self.grid.width,
             count=self.count,
             dtype=self.dtype.name,
-            transform=self.grid.transform,
             nodata=self.nodata,
             tiled=True,
             blockxsize=self.blocksize,
             blockysize=self.blocksize,
             BIGTIFF="IF_SAFER",
         )
-        if self.grid.crs is not None:
-            profile["crs"] = self.grid.crs
+        if self.gcps is not None:
+            profile["gcps"], profile["crs"] = self.gcps
+        elif self.rpcs is not None and self.grid.crs is None and self.grid.transform.is_identity:
+            pass  # placed by its RPCs (set once the file is open), not by a transform
+        else:
+            profile["transform"] = self.grid.transform
+            if self.grid.crs is not None:
+                profile["crs"] = self.grid.crs
         if self.compress != "none":
             profile.update(compress=self.compress, predictor=predictor_for(self.dtype))
             if self.compress == "zstd":
@@ -163,23 +212,45 @@ class PredictionWriter:
         else:
             self.abort(exc)
 
+    def _failed(self, exc: BaseException) -> BaseException:
+        """``exc`` as the one-line error of a failed write (geop2p's own errors and interrupts unchanged)."""
+        if isinstance(exc, (Geop2pError, KeyboardInterrupt)) or not isinstance(exc, (OSError, RasterioError, _CutShort)):
+            return exc
+        text = str(exc).lower()
+        for code in (errno.EROFS, errno.EACCES):  # GDAL says so in words; a small read-only disk is not a full one
+            if (isinstance(exc, OSError) and exc.errno == code) or os.strerror(code).lower() in text:
+                return WriteError(f"Cannot write '{self.path}': {os.strerror(code)}; choose a folder you can write to.")
+        return write_error(self.path, exc)
+
     def open(self) -> None:
-        """Create the temporary GeoTIFF (the final name is untouched until :meth:`close`)."""
+        """Create the temporary GeoTIFF (the final name is untouched until :meth:`close`).
+
+        Raises:
+            WriteError: the folder cannot be created or written (read-only, a file in the way, disk full).
+        """
+        route_gdal_messages()  # libtiff's messages (a full disk...) go to logging, not raw to stderr
         stack = contextlib.ExitStack()
         try:
-            self._final_tmp = stack.enter_context(atomic_path(self.path, overwrite=self.overwrite))
-            self._tmp = temporary_sibling(self.path) if self.cog else self._final_tmp
-            stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
             try:
-                self._dst = rasterio.open(self._tmp, "w", **self._profile())
-            except RasterioError as exc:
-                raise WriteError(f"Cannot create '{self.path}' ({str(exc).splitlines()[0]}); check the folder is writable.") from exc
-            if self.descriptions:
-                for i, d in enumerate(self.descriptions, start=1):
-                    if d:
-                        self._dst.set_band_description(i, d)
-            if self.tags:
-                self._dst.update_tags(**self.tags)
+                self._final_tmp = stack.enter_context(atomic_path(self.path, overwrite=self.overwrite))
+                self._tmp = temporary_sibling(self.path) if self.cog else self._final_tmp
+                stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)  # pixel space, or RPCs set below
+                    self._dst = rasterio.open(self._tmp, "w", **self._profile())
+                if self.rpcs is not None:
+                    self._dst.rpcs = self.rpcs
+                if self.descriptions:
+                    for i, d in enumerate(self.descriptions, start=1):
+                        if d:
+                            self._dst.set_band_description(i, d)
+                if self.tags:
+                    self._dst.update_tags(**self.tags)
+            except BaseException as exc:
+                failure = self._failed(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
         except BaseException as exc:
             stack.__exit__(type(exc), exc, exc.__traceback__)
             self._cleanup_intermediate()
@@ -236,8 +307,8 @@ class PredictionWriter:
             self._dst.write(data[:, :n_rows], window=window)
             if self.write_mask:
                 self._dst.write_mask(np.where(valid[:n_rows], 255, 0).astype(np.uint8), window=window)
-        except RasterioError as exc:
-            raise WriteError(f"Cannot write to '{self.path}' ({str(exc).splitlines()[0]}); is the disk full?") from exc
+        except (RasterioError, OSError) as exc:
+            raise self._failed(exc) from exc
         self._written_row += n_rows
         rest = self._pending_rows - n_rows
         self._pending = [(data[:, n_rows:], valid[n_rows:])] if rest else []
@@ -247,21 +318,30 @@ class PredictionWriter:
         """Finish the file (COG conversion when asked) and rename it onto its final name.
 
         Raises:
-            WriteError: when fewer rows than the raster's height were written, or GDAL fails.
+            WriteError: when fewer rows than the raster's height were written, or GDAL fails
+                (DiskFullError when the disk is full); the output is discarded.
         """
         if self._dst is None or self._stack is None:
             raise RuntimeError("PredictionWriter.close called before open() or twice.")
         try:
-            if self._next_row != self.grid.height:
-                raise WriteError(
-                    f"Only {self._next_row} of {self.grid.height} rows of '{self.path}' were written; "
-                    "the output was discarded."
-                )
-            self._flush(final=True)
-            self._dst.close()
-            self._dst = None
-            if self.cog:
-                self._to_cog()
+            try:
+                if self._next_row != self.grid.height:
+                    raise WriteError(
+                        f"Only {self._next_row} of {self.grid.height} rows of '{self.path}' were written; "
+                        "the output was discarded."
+                    )
+                self._flush(final=True)
+                self._dst.close()
+                self._dst = None
+                _check_whole(self._tmp)
+                if self.cog:
+                    self._to_cog()
+                    _check_whole(self._final_tmp)
+            except BaseException as exc:
+                failure = self._failed(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
         except BaseException as exc:
             self.abort(exc)
             raise
@@ -303,7 +383,4 @@ class PredictionWriter:
             options["PREDICTOR"] = "FLOATING_POINT" if predictor_for(self.dtype) == 3 else "STANDARD"
         else:
             options["COMPRESS"] = "NONE"
-        try:
-            rasterio.shutil.copy(str(self._tmp), str(self._final_tmp), driver="COG", **options)
-        except RasterioError as exc:
-            raise WriteError(f"Cannot convert '{self.path}' to a Cloud Optimized GeoTIFF ({str(exc).splitlines()[0]}).") from exc
+        rasterio.shutil.copy(str(self._tmp), str(self._final_tmp), driver="COG", **options)

@@ -19,7 +19,10 @@ takes three callables and a :class:`~geop2p.tiling.WindowPlan`:
 
 Reading, compute and writing overlap through bounded queues (``queue_depth``
 strips each), so memory is a few strips, not the scene.  When any stage
-fails, every stage stops and the first error is raised in the caller.
+fails, or the caller is interrupted (Ctrl-C, or SIGTERM, which the CLI turns
+into the same ``KeyboardInterrupt``), every stage stops and both threads are
+joined before the error is raised in the caller, so the writer can then remove
+its partial output safely.
 
 :class:`TargetCast` turns blended rows from the network's range into a
 target's units and dtype (the last step before a sink writes them).
@@ -80,6 +83,7 @@ class _Pipeline:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        self.finished: list[threading.Event] = []
 
     def put(self, q: queue.Queue, item: Any) -> None:
         while True:
@@ -101,6 +105,9 @@ class _Pipeline:
                 continue
 
     def start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        finished = threading.Event()
+        self.finished.append(finished)
+
         def run() -> None:
             try:
                 target()
@@ -109,10 +116,32 @@ class _Pipeline:
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self.errors.append(exc)
                 self.stop.set()
+            finally:
+                finished.set()
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         return thread
+
+
+def _wait_all(pipe: _Pipeline) -> None:
+    """Wait until every stage thread has finished, even through further interrupts (a second Ctrl-C or SIGTERM).
+
+    It waits on each thread's own "finished" event rather than in ``Thread.join``:
+    an interrupted ``join`` (Python 3.11) marks a thread as stopped while it
+    still runs, and the caller would then remove the file the writer is writing.
+    The last interrupt is raised again once every thread has finished.
+    """
+    interrupt: BaseException | None = None
+    for finished in pipe.finished:
+        while True:
+            try:
+                if finished.wait(0.05):
+                    break
+            except KeyboardInterrupt as exc:
+                interrupt = exc
+    if interrupt is not None:
+        raise interrupt
 
 
 # ---------------------------------------------------------------------------------------------- blending
@@ -311,8 +340,11 @@ def run_pipeline(
     except _Stopped:
         pass  # a thread failed; its error is raised below
     finally:
-        # on success both threads are done; on any failure (here or in a thread) stop them
+        # on success both threads are done; on any failure (here or in a thread, Ctrl-C and
+        # SIGTERM included) stop them, and wait until they have: only then may the caller
+        # close and remove the output the writer thread writes into
         pipe.stop.set()
+        _wait_all(pipe)
         for t in threads:
             t.join()
     if pipe.errors:

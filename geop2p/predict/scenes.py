@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from geop2p.errors import InputError
-from geop2p.io.atomic import check_output_free
 from geop2p.predict.config import PredictConfig
-from geop2p.predict.translator import Translator
+from geop2p.predict.grid_match import grid_warning
+from geop2p.predict.preflight import check_request
+
+if TYPE_CHECKING:
+    from geop2p.predict.translator import Translator
 
 __all__ = ["default_output_path", "predict_scenes", "scene_outputs"]
 
@@ -95,7 +96,11 @@ def _rank_world() -> tuple[int, int]:
 
 def _all_ranks_ok(ok: bool, world: int) -> bool:
     """True when every rank's up-front checks passed (gloo all-reduce under torchrun; ``ok`` alone otherwise)."""
-    if world <= 1 or "MASTER_ADDR" not in os.environ or not torch.distributed.is_available():
+    if world <= 1 or "MASTER_ADDR" not in os.environ:
+        return ok
+    import torch
+
+    if not torch.distributed.is_available():
         return ok
     dist = torch.distributed
     created = not dist.is_initialized()
@@ -112,7 +117,7 @@ def _all_ranks_ok(ok: bool, world: int) -> bool:
 
 def predict_scenes(
     scenes: Sequence[str | os.PathLike],
-    model: str | os.PathLike | Translator,
+    model: "str | os.PathLike | Translator",
     out: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
     *,
@@ -122,11 +127,15 @@ def predict_scenes(
 ) -> list[Path]:
     """Predict several scenes, shared out across ``torchrun`` ranks (rank r takes ``scenes[r::world]``).
 
-    Every check (model readable and a bundle, every scene readable with the
-    model's bands, every output free unless ``overwrite``) runs before anything
-    is written, on every rank.  Without ``torchrun`` (``WORLD_SIZE`` unset) one
-    process does every scene; under it the ranks agree (a gloo all-reduce) that
-    all checks passed before any of them writes.
+    Every check (model readable and a bundle; every scene readable, whole,
+    real-valued and with the model's bands; the window no larger than the
+    scenes need and fitting in memory; every output writable and free unless
+    ``overwrite``; see :mod:`geop2p.predict.preflight`) runs before anything is
+    written or logged, on every rank.  Then a scene whose pixel size or CRS
+    differs from the model's training grid gets one warning line each
+    (:func:`~geop2p.predict.grid_match.grid_warning`).  Without ``torchrun``
+    (``WORLD_SIZE`` unset) one process does every scene; under it the ranks
+    agree (a gloo all-reduce) that all checks passed before any of them writes.
 
     Args:
         scenes: input rasters.
@@ -144,20 +153,28 @@ def predict_scenes(
         >>> predict_scenes(["a.tif", "b.tif"], "run/model.safetensors", out_dir="preds")  # doctest: +SKIP
         [PosixPath('preds/a_pred.tif'), PosixPath('preds/b_pred.tif')]
     """
+    from geop2p.predict.translator import Translator
+
     config = config or PredictConfig()
     outputs = scene_outputs(scenes, out, out_dir)
     translator = model if isinstance(model, Translator) else Translator.from_file(model, device=None, config=config)
     rank, world = _rank_world()
     try:
-        for scene, dst in zip(scenes, outputs):
-            translator.check_scene(scene)
-            check_output_free(dst, overwrite)
+        checks = check_request(scenes, outputs, translator.header, window=translator.window,
+                               bands=translator.config.bands, overwrite=overwrite, out_dir=out_dir,
+                               divisor=translator.divisor)
+        translator.check_sizes([c.info.grid.shape for c in checks], [str(c.path) for c in checks])
     except Exception:
         _all_ranks_ok(False, world)
         raise
     # no rank writes before every rank has checked every scene and output
     if not _all_ranks_ok(True, world):
         raise InputError("Another torchrun rank found a problem with the scenes or outputs; see its error above.")
+    if rank == 0:
+        for check in checks:
+            warning = grid_warning(check.info, translator.input)
+            if warning:
+                log.warning("%s", warning)
     mine = list(zip(scenes, outputs))[rank::world]
     if world > 1:
         log.info("rank %d/%d: %d of %d scene(s)", rank, world, len(mine), len(scenes))

@@ -56,31 +56,24 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
 
 from geop2p.device import resolve_device
-from geop2p.errors import BandIndexError, InputError, RasterReadError
+from geop2p.errors import BandIndexError, InputError
 from geop2p.formats import BundleHeader
-from geop2p.io.atomic import check_output_free
-from geop2p.io.cache import bounded_block_cache
-from geop2p.io.read import check_bands, open_raster, raster_info, valid_mask
-from geop2p.io.strip_writer import PredictionWriter
+from geop2p.io.read import RasterInfo
 from geop2p.models.bundle import header_for
+from geop2p.predict import preflight
 from geop2p.predict.adapters import array_valid, predict_dataarray
-from geop2p.predict.config import PredictConfig, check_window
+from geop2p.predict.config import PredictConfig
 from geop2p.predict.engine import Progress, TargetCast, run_pipeline
+from geop2p.predict.memory import activation_factor, check_window_fits
+from geop2p.predict.raster import PREDICT_CACHE_MB, predict_raster
 from geop2p.predict.tta import _TTA_SETS, dihedral, dihedral_inverse
-from geop2p.tiling import Strip, WindowPlan, check_overlap, plan_windows
+from geop2p.tiling import Strip, WindowPlan, plan_windows
 
 __all__ = ["PREDICT_CACHE_MB", "Translator"]
 
 log = logging.getLogger(__name__)
-
-#: GDAL block cache while predicting a raster, in MB (see geop2p.io.cache): enough for the
-#: source blocks of a strip and its halo and the output blocks in flight, even for very wide
-#: scenes, and memory that does not follow the scene's size.
-PREDICT_CACHE_MB = 256
 
 
 class Translator:
@@ -123,12 +116,8 @@ class Translator:
         self.header = header = header_for(generator, header)
         self.input, self.target = header.input, header.target
         self.in_channels, self.out_channels = header.in_channels, header.out_channels
-        divisor = max(32, int(getattr(generator, "required_divisor", 1) or 1))
-        self.window = check_window(config.window or header.chip_size, 32)
-        if self.window % divisor:
-            check_window(self.window, divisor)
-        overlap = config.overlap if config.overlap is not None else header.recommended_overlap
-        self.overlap = check_overlap(overlap, self.window)
+        self.divisor = max(32, int(getattr(generator, "required_divisor", 1) or 1))
+        self.window, self.overlap = preflight.resolve_window(header, config.window, config.overlap, self.divisor)
         if config.bands is not None and len(config.bands) != self.in_channels:
             raise BandIndexError(
                 f"--bands lists {len(config.bands)} band(s) {list(config.bands)} but the model takes "
@@ -180,31 +169,45 @@ class Translator:
         Raises:
             BandIndexError: naming the scene, its band count and the bands the model needs.
         """
-        bands = list(bands if bands is not None else (self.config.bands or self.input.source_bands))
-        if len(bands) != self.in_channels:
-            raise BandIndexError(
-                f"{len(bands)} band(s) {bands} were chosen for {what} but the model takes {self.in_channels} "
-                f"({', '.join(self.input.band_names)}); pass exactly {self.in_channels} with --bands."
-            )
-        missing = [b for b in bands if b < 1 or b > count]
-        if missing:
-            names = ", ".join(f"{b}={n}" for b, n in zip(bands, self.input.band_names))
-            raise BandIndexError(
-                f"{what} has {count} band(s) but the model reads band(s) {bands} ({names}); "
-                f"band(s) {missing} do not exist. Use a scene with the bands the model was trained on, "
-                "or pass --bands to choose which scene bands feed the model."
-            )
-        return check_bands(bands, count, what)
+        return preflight.scene_bands(self.input, count, what, bands if bands is not None else self.config.bands)
 
-    def check_scene(self, path: str | os.PathLike, bands: Sequence[int] | None = None) -> list[int]:
-        """Open ``path`` and check it has the bands the model needs; return them (1-based).
+    def check_scene_info(self, path: str | os.PathLike, bands: Sequence[int] | None = None) -> tuple[RasterInfo, list[int]]:
+        """Open ``path`` and check it can feed the model; return its description and its bands (1-based).
 
         Raises:
-            RasterReadError: missing or unreadable scene.
+            RasterReadError: missing, unreadable or truncated scene.
             BandIndexError: the scene lacks bands.
+            InputError: complex bands (take the amplitude or dB first).
         """
-        info = raster_info(path)
-        return self.scene_bands(info.count, f"scene '{path}'", bands)
+        return preflight.check_scene(path, self.input, bands if bands is not None else self.config.bands)
+
+    def check_scene(self, path: str | os.PathLike, bands: Sequence[int] | None = None) -> list[int]:
+        """Open ``path`` and check it can feed the model (see :meth:`check_scene_info`); return its bands (1-based)."""
+        return self.check_scene_info(path, bands)[1]
+
+    def check_sizes(self, sizes: Sequence[tuple[int, int]], names: Sequence[str]) -> None:
+        """Refuse a window too large for the largest of ``sizes`` (``(height, width)``), or for the memory.
+
+        Beyond what the largest scene needs a window adds only padding
+        (:func:`geop2p.predict.preflight.check_window_bound`); and the windows of a
+        batch, the strips and the network's activations must fit in the memory of
+        the host and the device (:func:`geop2p.predict.memory.check_window_fits`).
+
+        Raises:
+            ChipSizeError: naming the largest window that would do.
+        """
+        preflight.check_window_bound(self.window, self.header.chip_size, sizes, names, self.divisor)
+        check_window_fits(
+            sizes, window=self.window, overlap=self.overlap, divisor=self.divisor, in_channels=self.in_channels,
+            out_channels=self.out_channels, batch_size=self.config.batch_size,
+            activation=activation_factor(self.header.generator), queue_depth=self.config.queue_depth,
+            tta=len(self._tta), strip_rows=self.config.strip_rows, device=self.device,
+        )
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """The data type of the predictions (the target's)."""
+        return self._cast.dtype
 
     # ------------------------------------------------------------------ compute
     def _forward(self, batch: np.ndarray) -> np.ndarray:
@@ -283,6 +286,8 @@ class Translator:
                 f"predict_array expects (bands, height, width) with {self.in_channels} band(s) "
                 f"({', '.join(self.input.band_names)}); got shape {array.shape}. Select the model's bands first."
             )
+        if np.iscomplexobj(array):
+            preflight.refuse_complex("the array is", str(array.dtype))
         height, width = array.shape[1:]
         if valid is None:
             valid = array_valid(array, self.input.nodata)
@@ -290,6 +295,7 @@ class Translator:
             valid = np.asarray(valid, bool)
             if valid.shape != (height, width):
                 raise InputError(f"valid must have shape {(height, width)} like the array's rows/cols; got {valid.shape}.")
+        self.check_sizes([(height, width)], ["the array"])
         plan = plan_windows(height, width, self.window, self.overlap, self.config.strip_rows)
         out = np.empty((self.out_channels, height, width), self._cast.dtype)
         fill = self._cast.fill_value
@@ -328,6 +334,11 @@ class Translator:
     ) -> Path:
         """Predict a whole raster into a GeoTIFF on exactly its grid, streamed strip by strip.
 
+        The output is placed exactly like the scene: same transform and CRS, or the
+        same ground control points, or the same RPCs.  Whatever stops it (an error,
+        a full disk, Ctrl-C, SIGTERM) leaves nothing behind; see
+        :mod:`geop2p.predict.raster`.
+
         Args:
             src_path: the scene (any GDAL raster).
             dst_path: the output (default ``<scene>_pred.tif`` beside the scene).
@@ -340,8 +351,10 @@ class Translator:
             The output path (written whole: a temporary name is renamed when complete).
 
         Raises:
-            RasterReadError: unreadable scene. BandIndexError: scene lacks bands.
+            RasterReadError: unreadable or truncated scene. BandIndexError: scene lacks bands.
+            InputError: complex bands; a window too large for the scene or the memory.
             OutputExistsError: output exists and ``overwrite`` is False.
+            WriteError: the output could not be written (DiskFullError: the disk is full).
 
         Example:
             >>> translator.predict_raster("scene.tif", "pred.tif", overwrite=True)  # doctest: +SKIP
@@ -349,56 +362,5 @@ class Translator:
         """
         from geop2p.predict.scenes import default_output_path  # output naming lives with the scene rules
 
-        src_path = Path(src_path)
         dst_path = Path(dst_path) if dst_path is not None else default_output_path(src_path)
-        band_idx = self.check_scene(src_path, bands)
-        check_output_free(dst_path, overwrite)
-        info = raster_info(src_path)
-        grid = info.grid
-        may_be_invalid = info.nodata is not None or info.has_mask or any(
-            np.issubdtype(np.dtype(info.dtypes[b - 1]), np.floating) for b in band_idx
-        )
-        plan = plan_windows(grid.height, grid.width, self.window, self.overlap, self.config.strip_rows)
-        state: dict[str, Any] = {}
-
-        def read(strip: Strip) -> tuple[np.ndarray, np.ndarray]:
-            src = state.get("src")
-            if src is None:
-                state["ctx"] = open_raster(src_path)
-                src = state["src"] = state["ctx"].__enter__()
-            r1 = min(strip.read_row_end, grid.height)
-            window = Window(0, strip.read_row_off, grid.width, r1 - strip.read_row_off)
-            try:
-                data = src.read(band_idx, window=window)
-            except RasterioIOError as exc:
-                raise RasterReadError(
-                    f"Cannot read rows {strip.read_row_off}..{r1} of '{src_path}' ({str(exc).splitlines()[0]}); "
-                    "the file is probably truncated or corrupt."
-                ) from exc
-            return data, valid_mask(src, data, window, band_idx)
-
-        tags = {"GEOP2P_SOURCE": src_path.name, "GEOP2P_WINDOW": str(self.window), "GEOP2P_OVERLAP": str(self.overlap)}
-        if self.source:
-            tags["GEOP2P_MODEL"] = Path(self.source).name
-        writer = PredictionWriter(
-            dst_path,
-            grid,
-            count=self.out_channels,
-            dtype=self._cast.dtype,
-            nodata=self.target.nodata,
-            descriptions=list(self.target.band_names),
-            write_mask=self.target.nodata is None and may_be_invalid,
-            cog=self.config.cog if cog is None else cog,
-            compress=self.config.compress,
-            tags=tags,
-            overwrite=overwrite,
-        )
-        try:
-            with bounded_block_cache(PREDICT_CACHE_MB), writer:
-                self._run(plan, read, writer.write_rows, progress)
-        finally:
-            ctx = state.get("ctx")
-            if ctx is not None:
-                ctx.__exit__(None, None, None)
-        log.debug("Wrote %s (%d×%d, %d window(s))", dst_path, grid.width, grid.height, plan.n_windows)
-        return dst_path
+        return predict_raster(self, src_path, dst_path, overwrite=overwrite, progress=progress, bands=bands, cog=cog)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
-from geop2p.errors import InputError, OutputExistsError
+from geop2p.errors import DiskFullError, InputError, OutputExistsError
 from geop2p.grid import GeoGrid
 from geop2p.io.strip_writer import PredictionWriter, WriteError
 from tests.conftest import UTM31
@@ -140,3 +144,83 @@ def test_bad_writer_options(tmp_path, kwargs, match):
     with pytest.raises(InputError, match=match):
         PredictionWriter(tmp_path / "p.tif", GRID, **opts)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------- georeferencing
+def _gcps():
+    from rasterio.control import GroundControlPoint
+
+    return [GroundControlPoint(0, 0, 500000.5, 5000000.25, z=12.0, id="a", info="corner"),
+            GroundControlPoint(0, 97, 500970.0, 5000001.0, z=0.0), GroundControlPoint(150, 0, 499999.0, 4998500.0, z=0.0),
+            GroundControlPoint(150, 97, 500971.0, 4998499.5, z=-3.5)]
+
+
+def _gcp_tuple(g):
+    return (g.row, g.col, g.x, g.y, g.z)  # GeoTIFF tie points carry no id or info
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_gcps_are_written_exactly_and_no_transform(tmp_path, cog):
+    grid = GeoGrid(150, 97, Affine.identity(), None)
+    out = tmp_path / "pred.tif"
+    with PredictionWriter(out, grid, count=1, dtype="float32", gcps=(_gcps(), UTM31), cog=cog) as w:
+        w.write_rows(0, np.ones((1, 150, 97), np.float32))
+    with rasterio.open(out) as src:
+        gcps, crs = src.gcps
+        assert [_gcp_tuple(g) for g in gcps] == [_gcp_tuple(g) for g in _gcps()]
+        assert crs == UTM31 and src.crs is None and src.transform.is_identity
+
+
+def test_rpcs_are_written(tmp_path):
+    from rasterio.rpc import RPC
+
+    rpc = RPC(height_off=100, height_scale=50, lat_off=45.1, lat_scale=0.05, line_den_coeff=[1] + [0] * 19,
+              line_num_coeff=[0, 0, -1] + [0] * 17, line_off=75, line_scale=75, long_off=3.2, long_scale=0.05,
+              samp_den_coeff=[1] + [0] * 19, samp_num_coeff=[0, 1] + [0] * 18, samp_off=48, samp_scale=48,
+              err_bias=0.5, err_rand=0.25)
+    out = tmp_path / "pred.tif"
+    with PredictionWriter(out, GeoGrid(150, 97, Affine.identity(), None), count=1, dtype="uint8", rpcs=rpc) as w:
+        w.write_rows(0, np.ones((1, 150, 97), np.uint8))
+    with rasterio.open(out) as src:
+        assert src.rpcs.to_dict() == rpc.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------- failed writes
+@contextlib.contextmanager
+def _tmpfs(path, options):
+    if os.geteuid() != 0:
+        pytest.skip("a full-disk or read-only test mounts a small tmpfs, which needs root")
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip(f"cannot mount a tmpfs at {path}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("rows, cog", [(150, False), (150, True), (600, False)])
+def test_full_disk_is_one_disk_full_error_and_nothing_is_renamed(tmp_path, rng, capfd, rows, cog):
+    """GDAL writes the last tiles at close and does not say when that fails: the block table tells."""
+    grid = GeoGrid(rows, 97, GRID.transform, UTM31)
+    data = rng.normal(size=(1, rows, 97)).astype(np.float32)  # incompressible
+    with _tmpfs(tmp_path / "disk", "size=24k") as disk:
+        with pytest.raises(DiskFullError, match=r"No space left on device while writing '.*pred.tif'; free space"):
+            with PredictionWriter(disk / "pred.tif", grid, count=1, dtype="float32", cog=cog, blocksize=256) as w:
+                w.write_rows(0, data)
+        assert list(disk.iterdir()) == []
+    assert "_tiffWriteProc" not in capfd.readouterr().err, "libtiff's messages go to logging"
+
+
+def test_read_only_folder_is_one_line(tmp_path):
+    with _tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
+        with pytest.raises(WriteError, match=r"Cannot write '.*pred.tif': Read-only file system; choose a folder"):
+            with PredictionWriter(ro / "pred.tif", GRID, count=1, dtype="float32") as w:
+                w.write_rows(0, np.zeros((1, 150, 97), np.float32))
+
+
+def test_a_file_in_the_way_of_the_folder_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(WriteError, match=r"Cannot write '.*f/pred.tif'"):
+        PredictionWriter(tmp_path / "f" / "pred.tif", GRID, count=1, dtype="float32").open()
+    assert (tmp_path / "f").read_text() == "mine"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -115,6 +118,50 @@ def test_writer_failure_is_raised_in_the_caller(make_translator, rng):
     plan = plan_windows(200, 64, 64, 16)
     with pytest.raises(OSError, match="disk full"):
         t._run(plan, lambda s: (x[:, s.read_row_off : s.read_row_end], np.ones((s.read_height, 64), bool)), bad_sink, None)
+
+
+def test_an_interrupt_stops_both_threads_before_it_is_raised(rng):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt in the calling thread) stops the reader and the writer first."""
+    image = rng.uniform(-1, 1, size=(1, 64 * 20, 64)).astype(np.float32)
+    fake = _Fake(image)
+
+    def predict(batch):
+        if fake.predicts == 3:
+            raise KeyboardInterrupt
+        return fake.predict(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(plan_windows(64 * 20, 64, 64, 0), fake.read, predict, fake.sink, channels=1, batch_size=1)
+    assert not _pipeline_threads() and fake.sinks <= 3
+
+
+@pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+                    reason="needs Python's own SIGINT handler")
+def test_a_second_interrupt_while_stopping_still_waits_for_the_writer(rng):
+    """A second Ctrl-C (or SIGTERM) while the threads are being joined must not leave the writer running.
+
+    Otherwise the caller would close and delete the output the writer thread is still writing into.
+    """
+    image = rng.uniform(-1, 1, size=(1, 64 * 5, 64)).astype(np.float32)
+    fake = _Fake(image)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_sink(row_off, rows, valid):
+        started.set()
+        time.sleep(1.0)  # a long write the stop flag cannot cut short
+        fake.sink(row_off, rows, valid)
+        finished.set()
+
+    def predict(batch):
+        if fake.predicts == 1:  # the first strip is with the writer: interrupt, and interrupt again 0.3 s later
+            assert started.wait(10)
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+            raise KeyboardInterrupt
+        return fake.predict(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(plan_windows(64 * 5, 64, 64, 0), fake.read, predict, slow_sink, channels=1, batch_size=1)
+    assert finished.is_set() and not _pipeline_threads(), "the writer finished its write before the caller went on"
 
 
 # ------------------------------------------------------------------------------------ target cast
