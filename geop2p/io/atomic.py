@@ -39,10 +39,13 @@ def disk_is_full(exc: BaseException, path: str | os.PathLike) -> bool:
     """True when ``exc`` (raised while writing ``path``) comes from a full disk.
 
     Python says so with ``ENOSPC``; GDAL and SQLite sometimes only say "write
-    failed", so the free space of the file system holding ``path`` decides then.
+    failed" (no error code), so the free space of the file system holding
+    ``path`` decides then. An error with another code is not a full disk.
     """
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
+    if isinstance(exc, OSError) and exc.errno not in (None, 0, errno.EIO):
+        return False
     text = str(exc).lower()
     if "no space left" in text or "disk is full" in text or "disk full" in text:
         return True
@@ -71,10 +74,10 @@ def write_error(path: str | os.PathLike, exc: BaseException, resume: str | None 
         Cannot write '/ro/a.tif': Permission denied; choose a folder you can write to.
     """
     again = resume or "run the command again"
-    if disk_is_full(exc, path):
-        return DiskFullError(f"No space left on device while writing '{path}'; free space and {again}.")
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return WriteError(f"Cannot write '{path}': {exc.strerror}; choose a folder you can write to.")
+    if disk_is_full(exc, path):
+        return DiskFullError(f"No space left on device while writing '{path}'; free space and {again}.")
     detail = " ".join(str(exc).split())[:200] or type(exc).__name__
     return WriteError(f"Cannot write '{path}' ({detail}); check the disk and the folder's permissions, then {again}.")
 
