@@ -104,6 +104,10 @@ class Pix2PixAlignedDataset(PairedChipDataset):
         crop_size: then cropped to this square: the chip size.
         random_crop: crop at random places (default: for the train split only) or in the centre.
 
+    Attributes:
+        source_sizes: the distinct ``(width, height)`` of one half (A or B) of this split's images, before
+            they are resized to ``load_size`` squared (what a model trained on them saw: train records them).
+
     Raises:
         ConfigError: unknown direction, ``crop_size`` above ``load_size``.
         ChipFolderError: not this layout, an empty split folder, an odd image width, an image that is not
@@ -158,9 +162,8 @@ class Pix2PixAlignedDataset(PairedChipDataset):
                                       f"{LAYOUT}. Remove the empty folder or fill it.")
         self.items = sorted((it for s in wanted for it in self._by_split[s]), key=lambda it: it[0])
         reference = next(it[1] for s in SPLITS for it in self._by_split[s])
-        count = _check_image(reference, None)
-        for _, path, _ in self.items:
-            _check_image(path, (count, reference))
+        count, _ = _check_image(reference, None)
+        self.source_sizes = tuple(sorted({_check_image(path, (count, reference))[1] for _, path, _ in self.items}))
         names = ("red", "green", "blue") if count == 3 else ("gray",)
         side = ChipSide(tuple(range(1, count + 1)), names, "uint8", None)
         self.input_info = self.target_info = side
@@ -249,8 +252,9 @@ def _mode(image: Image.Image, path: Path) -> str:
     return "L" if image.mode in _GRAY_MODES else "RGB"
 
 
-def _check_image(path: Path, expected: tuple[int, Path] | None) -> int:
-    """The band count of an A|B image (header only), checking that its width splits in two."""
+def _check_image(path: Path, expected: tuple[int, Path] | None) -> tuple[int, tuple[int, int]]:
+    """The band count of an A|B image and the (width, height) of one half (header only), checking that its
+    width splits in two."""
     try:
         with Image.open(path) as image:
             count = 1 if _mode(image, path) == "L" else 3
@@ -263,7 +267,7 @@ def _check_image(path: Path, expected: tuple[int, Path] | None) -> int:
     if expected is not None and count != expected[0]:
         raise ChipFolderError(f"'{path}' has {count} band(s) but '{expected[1]}' has {expected[0]}; every image of a "
                               "pix2pix aligned folder must be RGB, or every one gray.")
-    return count
+    return count, (width // 2, height)
 
 
 def _load_halves(path: Path, load_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ Example:
     >>> [f.name for f in FORMATS]
     ['geop2p-chips', 'arcgis-tiles', 'paired-folders', 'pix2pix-aligned']
     >>> sorted(OPTIONS)
-    ['crop_size', 'direction', 'load_size', 'split_seed', 'test_percent', 'val_percent']
+    ['crop_size', 'direction', 'load_size', 'random_crop', 'split_seed', 'test_percent', 'val_percent']
     >>> ds = open_chip_dataset(["chips_a/", "chips_b/"], split="val")  # doctest: +SKIP
 """
 
@@ -65,7 +65,8 @@ FORMATS: tuple[DatasetFormat, ...] = (
     DatasetFormat(paired.PairedFoldersDataset.format_name, paired.is_paired_folders, paired.PairedFoldersDataset,
                   paired.LAYOUT, ("val_percent", "test_percent", "split_seed")),
     DatasetFormat(pix2pix.Pix2PixAlignedDataset.format_name, pix2pix.is_pix2pix_aligned,
-                  pix2pix.Pix2PixAlignedDataset, pix2pix.LAYOUT, ("direction", "load_size", "crop_size")),
+                  pix2pix.Pix2PixAlignedDataset, pix2pix.LAYOUT,
+                  ("direction", "load_size", "crop_size", "random_crop")),
 )
 
 #: every format option, with the formats that take it
@@ -132,8 +133,9 @@ def open_chip_dataset(
         target_normalizer: same for the target.
         seed: seeds augmentation and random crops together with the epoch and item index.
         format: force this format for every folder (``--format``) instead of recognising each layout.
-        **options: format options (see :data:`OPTIONS`: ``direction``, ``load_size``, ``crop_size`` for
-            pix2pix aligned folders; ``val_percent``, ``test_percent``, ``split_seed`` for name-hash splits).
+        **options: format options (see :data:`OPTIONS`: ``direction``, ``load_size``, ``crop_size``,
+            ``random_crop`` for pix2pix aligned folders; ``val_percent``, ``test_percent``, ``split_seed`` for
+            name-hash splits).
             ``None`` means "not set"; each folder gets the options its format takes.
 
     Raises:

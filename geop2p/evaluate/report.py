@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from geop2p.errors import OutputExistsError
 from geop2p.formats import jsonsafe
@@ -30,7 +30,7 @@ def check_report_path(path: str | os.PathLike, overwrite: bool, inputs: Iterable
     Args:
         path: the ``--json`` file.
         overwrite: an existing report may be replaced.
-        inputs: the model and the chip folder: the report may be neither, nor lie inside the chip folder.
+        inputs: the model and the dataset folders: the report may be none of them, nor lie inside a folder.
 
     Raises:
         OutputExistsError: ``path`` is a folder, an input, inside an input folder, under a file, or
@@ -67,13 +67,16 @@ class EvaluationReport:
 
     Attributes:
         model_path: the bundle evaluated.
-        chips_dir: the chip folder.
+        chips_dir: the dataset folder(s), in words (``chips`` or ``chips_a, chips_b``).
         split: the split scored.
         n_chips: chips scored.
         band_names: target bands.
         model: ``MetricAccumulator.compute()`` of the model.
         baseline: the same for the linear baseline, or None (no train pixels to fit it).
         baseline_pixels: train pixels the baseline was fitted on.
+        datasets: each folder and its format (``{"path": ..., "format": ...}``).
+        preprocess: how the folders' files became chips (the dataset's ``preprocess``: for a pix2pix
+            aligned folder its direction, load and crop sizes).
     """
 
     model_path: str
@@ -84,11 +87,15 @@ class EvaluationReport:
     model: dict[str, Any]
     baseline: dict[str, Any] | None
     baseline_pixels: int
+    datasets: tuple[Mapping[str, str], ...] = ()
+    preprocess: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON values (:mod:`geop2p.formats.jsonsafe`: NaN/±inf become ``"nan"``/``"inf"``/``"-inf"``)."""
         return jsonsafe.to_json({
             "model_path": self.model_path, "chips_dir": self.chips_dir, "split": self.split,
+            "datasets": [dict(d) for d in self.datasets],
+            "preprocess": dict(self.preprocess) if self.preprocess is not None else None,
             "n_chips": self.n_chips, "band_names": list(self.band_names), "model": self.model,
             "baseline": {"kind": "linear least squares on the train split", "train_pixels": self.baseline_pixels,
                          "metrics": self.baseline},

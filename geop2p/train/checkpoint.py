@@ -59,9 +59,11 @@ CHECKPOINT_FORMAT_VERSION = 1
 #: the parts of :meth:`Pix2PixTrainer.state_dict`, in the order the file stores them
 TRAINER_KEYS = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler")
 #: settings a resumed run must share with its checkpoint (the rest, e.g. max_steps, may change)
+#: (the dataset options too: a pix2pix folder read in the other direction is another task on the same files)
 STRUCTURAL_KEYS = ("generator", "encoder", "generator_params", "d_layers", "d_ndf", "d_norm", "spectral_norm",
                    "gan_mode", "batch_size", "seed", "normalization", "norm_low", "norm_high", "epochs",
-                   "decay_epochs")
+                   "decay_epochs", "format", "direction", "load_size", "crop_size", "val_percent", "test_percent",
+                   "split_seed")
 
 
 def _finite(value: Any) -> Any:
@@ -143,8 +145,8 @@ class TrainingData:
     """What a run trains on, recorded in its checkpoint so that ``--resume`` refuses other chips.
 
     Attributes:
-        source_sha256: the dataset's identity (sha256 of a chip folder's manifest; the bundle's
-            ``training.chips_manifest_sha256``).
+        source_sha256: the dataset's identity (sha256 of a chip folder's manifest, or of the folders'
+            identities for several folders; the bundle's ``training.chips_manifest_sha256``).
         chip_size: chip side in pixels.
         input_bands: the input band names.
         target_bands: the target band names.

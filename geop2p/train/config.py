@@ -31,7 +31,8 @@ from geop2p.device import check_device_name
 from geop2p.errors import ConfigError
 from geop2p.schema import ConfigSchema
 
-__all__ = ["TrainConfig", "CHOICES", "BEST_METRICS"]
+__all__ = ["TrainConfig", "CHOICES", "BEST_METRICS", "DATASET_FORMATS", "DATASET_OPTIONS", "DIRECTIONS",
+           "check_dataset_options"]
 
 #: metrics a run can select its best epoch by; True = higher is better
 BEST_METRICS: dict[str, bool] = {
@@ -51,6 +52,60 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "normalization": ("percentile", "meanstd", "minmax"),
     "best_metric": tuple(BEST_METRICS),
 }
+
+
+#: the dataset formats ``--format`` may force: the names of :data:`geop2p.datasets.FORMATS`, here without torch
+#: so that the command line refuses a bad name at once (a test pins the two lists together)
+DATASET_FORMATS: tuple[str, ...] = ("geop2p-chips", "arcgis-tiles", "paired-folders", "pix2pix-aligned")
+#: the format options a user may set (train's config fields, evaluate's keywords); ``None`` means "not set"
+DATASET_OPTIONS: tuple[str, ...] = ("direction", "load_size", "crop_size", "val_percent", "test_percent",
+                                    "split_seed")
+#: pix2pix translation directions (:data:`geop2p.datasets.DIRECTIONS`)
+DIRECTIONS: tuple[str, str] = ("AtoB", "BtoA")
+
+
+def check_dataset_options(format: str | None = None, **options: Any) -> dict[str, Any]:
+    """Check ``--format`` and the format options without opening any folder; return the options that are set.
+
+    Which folder takes which option is checked when the folders are opened
+    (:func:`geop2p.datasets.open_chip_dataset`); this checks the values alone,
+    so that a bad one is refused before torch is imported.
+
+    Raises:
+        ConfigError: an unknown format or option, or a value out of range (one line naming it).
+
+    Example:
+        >>> check_dataset_options(None, direction="BtoA", load_size=None, crop_size=128)
+        {'direction': 'BtoA', 'crop_size': 128}
+        >>> check_dataset_options(None, crop_size=300, load_size=286)
+        Traceback (most recent call last):
+        ...
+        geop2p.errors.ConfigError: crop_size: 300 is larger than load_size 286; the crop is cut from the resized \
+image (e.g. --load-size 286 --crop-size 256).
+    """
+    if format is not None and format not in DATASET_FORMATS:
+        raise ConfigError(f"format: {format!r} is not valid; choose one of {', '.join(DATASET_FORMATS)}.")
+    unknown = sorted(set(options) - set(DATASET_OPTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown dataset option {unknown[0]!r}; valid options: {', '.join(DATASET_OPTIONS)}.")
+    opts = {k: options[k] for k in DATASET_OPTIONS if options.get(k) is not None}
+    if "direction" in opts and opts["direction"] not in DIRECTIONS:
+        raise ConfigError(f"direction: {opts['direction']!r} is not valid; choose one of {', '.join(DIRECTIONS)}.")
+    for key in ("load_size", "crop_size"):
+        if key in opts and (not isinstance(opts[key], int) or opts[key] < 1):
+            raise ConfigError(f"{key}: must be a whole number of pixels of at least 1, got {opts[key]!r}.")
+    if "load_size" in opts and "crop_size" in opts and opts["crop_size"] > opts["load_size"]:
+        raise ConfigError(f"crop_size: {opts['crop_size']} is larger than load_size {opts['load_size']}; the crop is "
+                          "cut from the resized image (e.g. --load-size 286 --crop-size 256).")
+    for key in ("val_percent", "test_percent"):
+        if key in opts and not 0 <= opts[key] < 100:
+            raise ConfigError(f"{key}: must be a whole percentage from 0 to 99, got {opts[key]!r}.")
+    if opts.get("val_percent", 0) + opts.get("test_percent", 0) >= 100:
+        raise ConfigError(f"val_percent + test_percent must leave some train pairs; got {opts['val_percent']} + "
+                          f"{opts['test_percent']} (e.g. 10 and 10).")
+    if "split_seed" in opts and not 0 <= opts["split_seed"] < 2**32:
+        raise ConfigError(f"split_seed: must be a whole number from 0 to {2**32 - 1}, got {opts['split_seed']}.")
+    return opts
 
 
 @dataclass(frozen=True)
@@ -88,6 +143,16 @@ class TrainConfig(ConfigSchema):
         recommended_overlap: overlap recorded in the bundle for predict (None: chip size // 4).
         n_samples: chips shown in ``samples/epoch_NNN.png`` (0 disables).
         log_every: steps between TensorBoard scalar writes.
+        format: force this dataset format for every folder (``--format``; None: recognise each layout).
+        direction: pix2pix aligned folders: ``AtoB`` or ``BtoA`` (None: the format's default, AtoB).
+        load_size: pix2pix aligned folders: each half is resized to this square (None: 286).
+        crop_size: pix2pix aligned folders: then cropped to this square, the chip size (None: 256).
+        val_percent: name-hash splits (paired folders, ArcGIS tiles): percentage of val pairs (None: 10).
+        test_percent: name-hash splits of paired folders: percentage of test pairs (None: 10).
+        split_seed: seeds the name hash of paired folders (None: 0, ArcGIS's ``crc32(name)``).
+
+    Only the dataset options that are set (not None) are passed to the folders; one that no given
+    folder's format takes is refused when the folders are opened.
     """
 
     what: ClassVar[str] = "training option"
@@ -126,6 +191,13 @@ class TrainConfig(ConfigSchema):
     recommended_overlap: int | None = None
     n_samples: int = 4
     log_every: int = 10
+    format: str | None = None
+    direction: str | None = None
+    load_size: int | None = None
+    crop_size: int | None = None
+    val_percent: int | None = None
+    test_percent: int | None = None
+    split_seed: int | None = None
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
@@ -164,6 +236,7 @@ class TrainConfig(ConfigSchema):
             )
         if not self.encoder:
             raise ConfigError("encoder: must name an smp encoder, e.g. resnet34.")
+        check_dataset_options(self.format, **{k: getattr(self, k) for k in DATASET_OPTIONS})
 
     # ------------------------------------------------------------------ derived
     @property
@@ -178,6 +251,16 @@ class TrainConfig(ConfigSchema):
             params.setdefault("encoder_name", self.encoder)
         return {"architecture": self.generator, "in_channels": int(in_channels), "out_channels": int(out_channels),
                 "params": params}
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The format options that are set, as :func:`~geop2p.datasets.open_chip_dataset` takes them.
+
+        Example:
+            >>> TrainConfig(direction="BtoA", crop_size=128).dataset_options
+            {'direction': 'BtoA', 'crop_size': 128}
+        """
+        return {k: getattr(self, k) for k in DATASET_OPTIONS if getattr(self, k) is not None}
 
     @property
     def pretrained_encoder(self) -> str | None:

@@ -31,7 +31,7 @@ from geop2p.io.run_folder import RunFolder, read_history, write_history
 from geop2p.train.config import TrainConfig
 from geop2p.train.events import ScalarEvents, open_events
 
-__all__ = ["RESUME_HINT", "RunOutputs", "one_line"]
+__all__ = ["RESUME_HINT", "RunOutputs", "check_run_folder", "one_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,23 @@ def one_line(exc: BaseException) -> str:
     last = text.rstrip().splitlines()[-1]
     _, sep, message = last.partition(": ")
     return message if sep else last
+
+
+def check_run_folder(folder: RunFolder, inputs: Sequence[Path], resume: bool, overwrite: bool) -> None:
+    """Raise unless a run may start in ``folder`` on the dataset folders ``inputs``; writes nothing, needs no torch.
+
+    :meth:`RunFolder.check <geop2p.io.run_folder.RunFolder.check>` for each input; before it, ``--overwrite``
+    of a folder holding files checks every input at once, so that an input inside the run folder is named as
+    an input rather than as a file geop2p did not write.
+
+    Raises:
+        ConfigError, OutputExistsError: see :meth:`~geop2p.io.run_folder.RunFolder.check`.
+    """
+    root = folder.root
+    if overwrite and not resume and root.is_dir() and any(root.iterdir()):
+        folder.owned(TrainConfig).check(protected=list(inputs))
+    for path in inputs:
+        folder.check(path, resume, overwrite, TrainConfig)
 
 
 class RunOutputs:
@@ -105,7 +122,7 @@ class RunOutputs:
             yield
 
     def start(self, config: TrainConfig, history: Sequence[dict[str, Any]], overwrite: bool,
-              chips_dir: Path) -> None:
+              inputs: Sequence[Path]) -> None:
         """Under the lock: replace (``overwrite``) or tidy (resume) the folder; write config.yaml; open the events.
 
         Raises:
@@ -119,7 +136,7 @@ class RunOutputs:
                 with self.writing(folder.metrics_path):
                     write_history(folder.metrics_path, history)
         elif overwrite:
-            folder.clear(TrainConfig, protected=[chips_dir])
+            folder.clear(TrainConfig, protected=list(inputs))
         self._started = True  # from here on, what is in the folder is this run's
         folder.prepare()
         with self.writing(folder.config_path):

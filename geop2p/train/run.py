@@ -1,4 +1,4 @@
-"""`train`: fit a pix2pix generator on a chip folder and write a run folder.
+"""`train`: fit a pix2pix generator on one dataset folder or several and write a run folder.
 
 The algorithm is pix2pix's (see :class:`~geop2p.train.trainer.Pix2PixTrainer`):
 a generator G (smp U-Net or the paper's U-Net 256) and a PatchGAN D on the
@@ -6,6 +6,12 @@ stacked (input, image) pair; D's loss is halved; G's loss is the adversarial
 term plus ``lambda_l1`` × masked L1; Adam 2e-4 with betas (0.5, 0.999);
 learning rate constant for ``epochs`` then decaying linearly to 0 over
 ``decay_epochs``. Invalid pixels are excluded from every loss and metric.
+
+The data is one folder or several of any registered format (a geop2p chip
+folder, ArcGIS tiles, paired folders, a pix2pix aligned folder), opened
+together by :func:`~geop2p.datasets.open_chip_dataset` with the config's
+``format`` and the format options that are set: several folders train as one
+folder holding them all (same chips, same batches, merged statistics).
 
 This module checks everything up front (:mod:`geop2p.train.checks`: run
 folder, resume settings and data, datasets, chip size against the networks,
@@ -40,6 +46,8 @@ Example:
     >>> result = train("chips/", "runs/dsm", TrainConfig(encoder="resnet18", epochs=5))  # doctest: +SKIP
     >>> result.bundle_path, result.metrics["val_mae"]  # doctest: +SKIP
     (PosixPath('runs/dsm/model.safetensors'), 1.84)
+    >>> train(["chips_2023/", "chips_2024/"], "runs/both", TrainConfig())  # doctest: +SKIP
+    >>> train("maps/", "runs/maps", TrainConfig(direction="BtoA", crop_size=256))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -74,10 +82,19 @@ from geop2p.train.checkpoint import (
     set_rng_state,
     write_checkpoint,
 )
-from geop2p.train.checks import TrainData, build_normalizers, check_networks, logs_after_checks, open_data, probe_chips
+from geop2p.train.checks import (
+    TrainData,
+    build_normalizers,
+    check_networks,
+    dataset_folders,
+    folders_label,
+    logs_after_checks,
+    open_data,
+    probe_chips,
+)
 from geop2p.train.config import BEST_METRICS, TrainConfig
 from geop2p.train.distributed import DistributedContext, EpochSampler, init_distributed, shutdown
-from geop2p.train.outputs import RunOutputs
+from geop2p.train.outputs import RunOutputs, check_run_folder
 from geop2p.train.samples import save_sample_grid
 from geop2p.train.trainer import Pix2PixTrainer
 
@@ -131,7 +148,7 @@ class TrainResult:
 
 
 def train(
-    chips_dir: str | os.PathLike,
+    chips_dir: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     config: TrainConfig | None = None,
     *,
@@ -139,14 +156,18 @@ def train(
     overwrite: bool = False,
     progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainResult:
-    """Train a pix2pix model on a chip folder (or an ArcGIS Export Tiles folder).
+    """Train a pix2pix model on one dataset folder or several trained on as one.
 
     Args:
-        chips_dir: output of ``geop2p export-chips`` (or an ArcGIS ``images/`` + ``images2/`` folder).
+        chips_dir: a dataset folder, or a list of them: outputs of ``geop2p export-chips``, ArcGIS
+            ``images/`` + ``images2/`` folders, paired ``A/`` + ``B/`` folders, pix2pix aligned folders
+            (each recognised by its layout, or all read as ``config.format``). Several folders must agree
+            on bands, data type kinds and chip size; their statistics are merged.
         out_dir: the run folder to create (or continue with ``resume``).
         config: the validated settings; default :class:`TrainConfig()`.
         resume: continue from ``out_dir/checkpoints/last.pt`` (model, optimisers, schedulers,
-            scaler, RNG states, epoch and step restored) on the same chips.
+            scaler, RNG states, epoch and step restored) on the same chips (the same folders, with the
+            same dataset options).
         overwrite: replace the run in ``out_dir``: only the files a run wrote are deleted, and only
             when nothing else is there (see :meth:`~geop2p.io.run_folder.RunFolder.owned`).
         progress: called after every step with a :class:`TrainProgress`.
@@ -163,26 +184,27 @@ def train(
         >>> train("chips/", "runs/a", TrainConfig(generator="pix2pix-unet", max_steps=100))  # doctest: +SKIP
     """
     cfg = config if config is not None else TrainConfig()
-    chips_dir, folder = Path(chips_dir), RunFolder(Path(out_dir))
+    folder = RunFolder(Path(out_dir))
     ctx: DistributedContext | None = None
     try:
         with logs_after_checks():
+            folders = dataset_folders(chips_dir)
             device = resolve_device(cfg.device)
-            folder.check(chips_dir, resume, overwrite, TrainConfig)
+            check_run_folder(folder, folders, resume, overwrite)
             ckpt = read_checkpoint(folder.checkpoint_path) if resume else None
             if ckpt is not None:
                 ckpt.check_resumable(cfg)
-            data = open_data(chips_dir, cfg)
+            data = open_data(folders, cfg)
             check_networks(cfg, data)
             if ckpt is not None:
-                ckpt.check_data(TrainingData.of(data.train), folder.checkpoint_path, chips_dir)
+                ckpt.check_data(TrainingData.of(data.train), folder.checkpoint_path, folders_label(folders))
             probe_chips(data)
             ctx = init_distributed(device.type)
             if ctx.enabled and device.type == "cuda":
                 device = torch.device("cuda", ctx.local_rank)
             run = _Run(cfg, ctx, device, folder, data, ckpt, progress)
             run.take_folder()
-        return run.run(overwrite, chips_dir)
+        return run.run(overwrite, folders)
     finally:
         if ctx is not None:
             shutdown(ctx)
@@ -256,12 +278,12 @@ class _Run:
                           drop_last=drop, pin_memory=self.trainer.device.type == "cuda", generator=gen,
                           persistent_workers=False)
 
-    def run(self, overwrite: bool, chips_dir: Path) -> TrainResult:
+    def run(self, overwrite: bool, folders: Sequence[Path]) -> TrainResult:
         """Train until ``total_steps`` or the last epoch; validate, bundle and checkpoint after each period."""
         cfg, state, out = self.cfg, self.state, self.out
         try:
             if self.ctx.is_main:
-                out.start(cfg, self.history, overwrite, chips_dir)
+                out.start(cfg, self.history, overwrite, folders)
             self.ctx.barrier()
             done = state.global_step >= self.total_steps
             while not done and state.epoch < cfg.total_epochs:
@@ -386,7 +408,7 @@ class _Run:
             target=BandSide(tuple(tgt.band_names), tgt.dtype, tgt.nodata, self.data.target_normalizer),
             chip_size=ds.chip_size,
             recommended_overlap=int(overlap),
-            training={"chips_manifest_sha256": ds.source_sha256, "steps": state.global_step,
+            training={**self.data.record(), "steps": state.global_step,
                       "epochs": cfg.total_epochs, "best_epoch": state.best_epoch, "best_metric": cfg.best_metric,
                       "best_metrics": dict(state.best_metrics), "metrics_split": self.data.metrics_split,
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},

@@ -7,7 +7,8 @@ use, chips of another size...), and asserts what the README promises: exit
 code 1, exactly one line on stderr (no INFO or WARNING line before it, no
 traceback), and no file created, deleted or changed.  Case numbers refer to
 the list for train in issue 8 (our brief: 1 overwrite, 3 lock, 4 symlink, 5
-validate first, 7 other chips, 8 read-only, 9 nothing logged first).
+validate first, 7 other chips, 8 read-only, 9 nothing logged first); the
+``10-`` cases are issue 10's several dataset folders and format options.
 
 The read-only and full-disk tests mount a small tmpfs in the workspace (root
 only; they skip with the reason otherwise).
@@ -121,6 +122,15 @@ def _train_only_chips(ws: Path, run: Path) -> None:
     write_chip_folder(ws / "trainonly", rows=2, cols=2, size=32, splits={i: "train" for i in ids})
 
 
+def _two_band_chips(ws: Path, run: Path) -> None:
+    write_chip_folder(ws / "twoband", rows=2, cols=3, size=32, n_input_bands=2)
+
+
+def _run_holding_more_chips(ws: Path, run: Path) -> None:
+    _run(ws, run)
+    shutil.copytree(ws / "chips", ws / "run" / "more")
+
+
 def _config_with_notes(ws: Path, run: Path) -> None:
     """Percentiles the statistics lack (a minmax note) and a PatchGAN too deep for the chips."""
     (ws / "train.yaml").write_text("norm_low: 5\nnorm_high: 95\nd_layers: 20\n")
@@ -128,7 +138,8 @@ def _config_with_notes(ws: Path, run: Path) -> None:
 
 SETUPS: dict[str, Callable[[Path, Path], None]] = {f.__name__[1:]: f for f in (
     _photos, _link_to_photos, _broken_link, _cut_chip, _run, _half_run, _run_in_use, _run_with_notes,
-    _other_tools_folder, _chips_64px, _chips_2_bands, _manifest_claims_64px, _train_only_chips, _config_with_notes)}
+    _other_tools_folder, _chips_64px, _chips_2_bands, _manifest_claims_64px, _train_only_chips, _config_with_notes,
+    _two_band_chips, _run_holding_more_chips)}
 
 T = ["train", "chips", "--out", "run", *FAST]
 
@@ -182,6 +193,28 @@ CASES = [
                  "d_layers 20 is too deep", id="9-empty-val-split-and-a-bad-option"),
     pytest.param("config_with_notes", [*T, "--config", "train.yaml"], 1, "d_layers 20 is too deep",
                  id="9-minmax-note-and-a-bad-option", marks=SIBLING),
+    # 10. several dataset folders, --format and the format options
+    pytest.param("two_band_chips", ["train", "chips", "twoband", "--out", "run", *FAST], 1,
+                 "'twoband' has 2 input band(s) (red, green); expected 3 (red, green, blue) like 'chips': folders "
+                 "trained together need the same bands", id="10-folders-that-disagree-in-bands"),
+    pytest.param(None, [*T, "--direction", "BtoA"], 1,
+                 "Option 'direction' applies to pix2pix-aligned folders only, but the folder(s) given are "
+                 "geop2p-chips; leave it out", id="10-an-option-no-format-takes"),
+    pytest.param(None, ["train", "chips", "nothere", "--out", "run", *FAST], 1,
+                 "Dataset folder 'nothere' does not exist", id="10-a-missing-folder-among-several"),
+    pytest.param("run_holding_more_chips", ["train", "chips", "run/more", "--out", "run", "--overwrite", *FAST], 1,
+                 "'run' holds 'run/more', an input of this command", id="10-overwrite-a-run-holding-the-second-folder"),
+    pytest.param(None, ["train", "chips", "chips", "--out", "run", *FAST], 1, "is given twice; give each folder once",
+                 id="10-a-folder-given-twice", marks=SIBLING),
+    pytest.param(None, [*T, "--format", "pix2pix-aligned"], 1, "'chips' is not a pix2pix aligned folder",
+                 id="10-format-forced-on-another-layout", marks=SIBLING),
+    pytest.param(None, [*T, "--load-size", "0"], 1, "load_size: must be a whole number of pixels of at least 1",
+                 id="10-load-size-0", marks=SIBLING),
+    pytest.param(None, [*T, "--val-percent", "100"], 1, "val_percent: must be a whole percentage from 0 to 99",
+                 id="10-val-percent-100", marks=SIBLING),
+    pytest.param(None, [*T, "--format", "tiles"], 2, "'tiles' is not one of", id="10-usage-format", marks=SIBLING),
+    pytest.param(None, ["train", "--out", "run", *FAST], 2, "Missing argument 'DATASET...'",
+                 id="10-usage-no-dataset", marks=SIBLING),
     # siblings
     pytest.param(None, ["train", "chips", "--out", "thesis.docx", *FAST], 1, "Run folder 'thesis.docx' is a file",
                  id="out-is-a-file", marks=SIBLING),

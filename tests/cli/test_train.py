@@ -80,6 +80,9 @@ def test_train_cli_on_arcgis_tiles(arcgis_tiles, tmp_path, tiny_yaml):
 
 @pytest.mark.parametrize("args, message", [
     (["--seed", "-1"], "seed: must be a whole number"),
+    (["--load-size", "0"], "load_size: must be a whole number of pixels of at least 1, got 0"),
+    (["--load-size", "200", "--crop-size", "256"], "crop_size: 256 is larger than load_size 200"),
+    (["--val-percent", "60", "--test-percent", "40"], "val_percent + test_percent must leave some train pairs"),
     (["--out", "thesis.docx"], "is a file"),
     (["--out", "photos", "--overwrite"], "'photos' holds 'cat.jpg', which geop2p did not write"),
 ])
@@ -98,3 +101,60 @@ def test_train_refuses_options_and_out_before_importing_torch(tmp_path, args, me
                          capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["False", "1"], res.stdout + res.stderr
     assert message in res.stderr
+
+
+def test_train_cli_on_several_folders(chip_parts, tmp_path, tiny_yaml, monkeypatch):
+    from geop2p.io.bundle_file import read_bundle_header
+
+    monkeypatch.chdir(chip_parts.a.parent)  # relative paths, as a user types them
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", "a", "b", "--out", str(run), "--config", str(tiny_yaml), "--max-steps",
+                                   "1", "--batch-size", "4", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert read_bundle_header(run / "model.safetensors").training["datasets"] == [
+        {"path": str(chip_parts.a.resolve()), "format": "geop2p-chips"},
+        {"path": str(chip_parts.b.resolve()), "format": "geop2p-chips"}]  # recorded absolute
+    # --resume on one of the two is refused (the union is what the run trained on)
+    res = CliRunner().invoke(cli, ["train", "a", "--out", str(run), "--resume"])
+    assert res.exit_code == 1 and "these are not the chips the run started on" in res.output
+
+
+def test_train_cli_format_and_pix2pix_options(pix2pix_folder, tmp_path):
+    from geop2p.io.bundle_file import read_bundle_header
+
+    run = tmp_path / "run"
+    args = ["train", str(pix2pix_folder), "--out", str(run), "--generator", "linear", "--d-layers", "2",
+            "--workers", "0", "--max-steps", "2", "--batch-size", "2", "--device", "cpu", "--format", "pix2pix-aligned",
+            "--direction", "BtoA", "--load-size", "36", "--crop-size", "32"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["format"], saved["direction"], saved["load_size"], saved["crop_size"], saved["val_percent"]) == (
+        "pix2pix-aligned", "BtoA", 36, 32, None)
+    pre = read_bundle_header(run / "model.safetensors").training["preprocess"]
+    assert (pre["direction"], pre["load_size"], pre["crop_size"]) == ("BtoA", 36, 32)
+    # resume reads them back from config.yaml; changing one is refused
+    res = CliRunner().invoke(cli, ["train", str(pix2pix_folder), "--out", str(run), "--resume", "--max-steps", "3"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["train", str(pix2pix_folder), "--out", str(run), "--resume", "--max-steps", "4",
+                                   "--direction", "AtoB"])
+    assert res.exit_code == 1 and "direction: checkpoint 'BtoA' vs now 'AtoB'" in res.output
+
+
+@pytest.mark.parametrize("args, code, message", [
+    ([], 2, "Missing argument 'DATASET...'"),
+    (["chips", "--format", "tiles"], 2, "'tiles' is not one of 'geop2p-chips', 'arcgis-tiles', 'paired-folders', "
+                                        "'pix2pix-aligned'"),
+    (["chips", "--direction", "A2B"], 2, "'A2B' is not one of 'AtoB', 'BtoA'"),
+])
+def test_train_cli_dataset_usage_errors(tmp_path, args, code, message):
+    res = CliRunner().invoke(cli, ["train", *args, "--out", str(tmp_path / "run")])
+    assert res.exit_code == code and message in res.output, res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_an_option_no_folder_takes(chip_folder_ro, tmp_path, tiny_yaml):
+    res = CliRunner().invoke(cli, ["train", str(chip_folder_ro), "--out", str(tmp_path / "run"), "--config",
+                                   str(tiny_yaml), "--crop-size", "64"])
+    assert res.exit_code == 1 and "'crop_size' applies to pix2pix-aligned folders only" in res.output
+    assert not (tmp_path / "run").exists()

@@ -200,3 +200,24 @@ def test_bad_options(pix2pix_folder):
 def test_through_the_registry_with_options(pix2pix_folder):
     ds = open_chip_dataset(pix2pix_folder, "val", direction="BtoA", load_size=18, crop_size=16, val_percent=None)
     assert isinstance(ds, Pix2PixAlignedDataset) and ds.direction == "BtoA" and ds.chip_size == 16
+
+
+def test_source_sizes_are_the_halves_before_the_resize(pix2pix_folder):
+    """What train records so that predict can scale a plain image as the model saw its training images."""
+    assert open_p2p(pix2pix_folder).source_sizes == ((20, 20),)
+    Image.fromarray(pix2pix_pair(np.random.default_rng(9), 24, 30)).save(pix2pix_folder / "train" / "wide.png")
+    assert open_p2p(pix2pix_folder).source_sizes == ((20, 20), (30, 24))  # (width, height) of one half
+    assert open_p2p(pix2pix_folder, "val").source_sizes == ((20, 20),)  # the split's own images
+
+
+def test_centre_crops_on_the_train_split_through_the_registry(pix2pix_folder, chip_folder_ro):
+    """What train scores on when the val split is empty, and evaluate reads every split with."""
+    ds = open_chip_dataset(pix2pix_folder, "train", random_crop=False, **SMALL)
+    assert ds.preprocess["crop"] == "centre"
+    for epoch in (0, 3):
+        ds.set_epoch(epoch)
+        x, _, _ = ds.read_raw(0)
+        np.testing.assert_array_equal(x, ds._read_item(ds.items[0])[0][:, 1:17, 1:17])
+    assert open_chip_dataset(pix2pix_folder, "train", **SMALL).preprocess["crop"] == "random"
+    with pytest.raises(ConfigError, match="'random_crop' applies to pix2pix-aligned folders only"):
+        open_chip_dataset(chip_folder_ro, "val", random_crop=False)

@@ -73,3 +73,56 @@ def test_batch_size_must_be_positive(chip_folder_ro, tmp_path):
 
     with pytest.raises(ConfigError, match="batch_size must be at least 1"):
         evaluate(tmp_path / "m.safetensors", chip_folder_ro, batch_size=0)
+
+
+def test_several_folders_score_like_one_folder_holding_both(trained, chip_parts):
+    """Model and baseline: the baseline is fitted on the train split of the same union."""
+    for split in ("val", "test"):
+        union = evaluate(trained, [chip_parts.a, chip_parts.b], split=split, device="cpu")
+        one = evaluate(trained, chip_parts.both, split=split, device="cpu")
+        assert union.n_chips == one.n_chips == 2
+        assert union.model == one.model and union.baseline == one.baseline
+        assert union.baseline_pixels == one.baseline_pixels > 0
+    assert union.chips_dir == f"{chip_parts.a}, {chip_parts.b}" and union.preprocess == {"layout": "geop2p-chips"}
+    assert union.to_dict()["datasets"] == [{"path": str(chip_parts.a), "format": "geop2p-chips"},
+                                           {"path": str(chip_parts.b), "format": "geop2p-chips"}]
+    assert f"chip(s) of {chip_parts.a}, {chip_parts.b}" in union.format_table().splitlines()[0]
+
+
+def test_bad_folders_and_options(trained, chip_folder_ro, chip_parts, tmp_path, caplog):
+    import logging
+
+    from geop2p.errors import ConfigError
+
+    caplog.set_level(logging.DEBUG, logger="geop2p")
+    two_bands = write_chip_folder(tmp_path / "two", rows=1, cols=2, n_input_bands=2)
+    cases = [
+        (dict(chips_dir=[chip_parts.a, two_bands]), ChipFolderError, r"has 2 input band\(s\) \(red, green\)"),
+        (dict(chips_dir=[chip_parts.a, tmp_path / "nothere"]), ChipFolderError, "Dataset folder .* does not exist"),
+        (dict(chips_dir=chip_folder_ro, direction="BtoA"), ConfigError, "'direction' applies to pix2pix-aligned"),
+        (dict(chips_dir=chip_folder_ro, random_crop=True), ConfigError, "Unknown dataset option 'random_crop'"),
+        (dict(chips_dir=chip_folder_ro, val_percent=100), ConfigError, "val_percent: must be a whole percentage"),
+        (dict(chips_dir=chip_folder_ro, format="tiles"), ConfigError, "format: 'tiles' is not valid"),
+        (dict(chips_dir=[]), ConfigError, "No dataset folder given"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            evaluate(trained, split="test", device="cpu", **kwargs)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("geop2p")] == []
+
+
+def test_pix2pix_crops_that_do_not_suit_the_generator_name_crop_size(pix2pix_folder, tmp_path, make_bundle_meta):
+    from geop2p.models import build_generator
+    from geop2p.models.bundle import save_bundle
+
+    spec = {"architecture": "pix2pix-unet", "in_channels": 3, "out_channels": 3,
+            "params": {"ngf": 2, "num_downs": 5, "norm": "batch", "use_dropout": False}}
+    names = ["red", "green", "blue"]
+    meta = make_bundle_meta(names, names, target_dtype="uint8", target_nodata=None, chip_size=32, overlap=8)
+    bundle = save_bundle(tmp_path / "maps.safetensors", build_generator(spec), meta)
+    with pytest.raises(SizeMultipleError) as info:
+        evaluate(bundle, pix2pix_folder, split="val", device="cpu", load_size=52, crop_size=48)
+    assert str(info.value) == ("Crop size 48 is not a multiple of 32 (the model's pix2pix-unet needs it); use "
+                               "--crop-size 64. Keep --load-size at least as large.")
+    report = evaluate(bundle, pix2pix_folder, split="val", device="cpu", load_size=36, crop_size=32)
+    assert report.n_chips == 1 and report.preprocess["crop"] == "centre"  # no recorded preprocess: the options given

@@ -101,3 +101,46 @@ def test_values_are_converted_by_their_type_hints():
 def test_encoder_weights_none_means_no_pretrained_encoder():
     assert TrainConfig(encoder_weights="None").pretrained_encoder is None
     assert TrainConfig(encoder_weights="weights/enc.pth").pretrained_encoder == "weights/enc.pth"
+
+
+def test_the_dataset_format_names_and_options_are_the_registrys():
+    """The config lists them without torch (the CLI refuses a bad --format at once): they must be the registry's."""
+    from geop2p.datasets import DIRECTIONS as DATASET_DIRECTIONS
+    from geop2p.datasets import FORMATS, OPTIONS
+    from geop2p.train.config import DATASET_FORMATS, DATASET_OPTIONS, DIRECTIONS
+
+    assert DATASET_FORMATS == tuple(f.name for f in FORMATS)
+    assert DIRECTIONS == DATASET_DIRECTIONS
+    assert set(DATASET_OPTIONS) == set(OPTIONS) - {"random_crop"}  # evaluate and train choose the crop themselves
+
+
+def test_dataset_options_are_passed_only_when_set(tmp_path):
+    cfg = TrainConfig()
+    assert (cfg.format, cfg.direction, cfg.load_size, cfg.crop_size, cfg.val_percent, cfg.test_percent,
+            cfg.split_seed) == (None,) * 7 and cfg.dataset_options == {}
+    cfg = TrainConfig.from_dict({"format": "pix2pix-aligned", "direction": "BtoA", "load-size": "300",
+                                 "crop_size": 256})
+    assert cfg.dataset_options == {"direction": "BtoA", "load_size": 300, "crop_size": 256}
+    assert cfg.format == "pix2pix-aligned"
+    (tmp_path / "config.yaml").write_text(cfg.to_yaml())
+    assert TrainConfig.from_yaml(tmp_path / "config.yaml") == cfg  # what --resume reads back
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"format": "tiles"}, "format: 'tiles' is not valid; choose one of geop2p-chips, arcgis-tiles, "
+                              "paired-folders, pix2pix-aligned"),
+        ({"direction": "A2B"}, "direction: 'A2B' is not valid; choose one of AtoB, BtoA"),
+        ({"load_size": 0}, "load_size: must be a whole number of pixels of at least 1, got 0"),
+        ({"crop_size": -4}, "crop_size: must be a whole number of pixels of at least 1, got -4"),
+        ({"load_size": 200, "crop_size": 256}, "crop_size: 256 is larger than load_size 200"),
+        ({"val_percent": 100}, "val_percent: must be a whole percentage from 0 to 99, got 100"),
+        ({"test_percent": -1}, "test_percent: must be a whole percentage from 0 to 99, got -1"),
+        ({"val_percent": 60, "test_percent": 40}, "val_percent \\+ test_percent must leave some train pairs"),
+        ({"split_seed": 2**32}, "split_seed: must be a whole number from 0 to 4294967295"),
+    ],
+)
+def test_bad_dataset_options(data, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(data)
